@@ -1,0 +1,3 @@
+"""Cadence: an internal-communications cadence scheduler."""
+
+__version__ = "0.1.0"

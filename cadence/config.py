@@ -1,0 +1,84 @@
+"""Settings from the environment (`CADENCE_*`), with defaults that need no set-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cadence.errors import CadenceError
+
+DEFAULT_SECRET = "cadence-development-secret-change-me"
+KNOWN_CHANNELS = ("slack", "email", "log")
+
+
+class Settings(BaseSettings):
+    """Everything Cadence reads from its environment.
+
+    The same object is passed to the web app, the worker and the CLI, so that no module
+    reaches for a global.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CADENCE_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///./cadence.db"
+    # Unset means: start (or reuse) an embedded Redis server under `state_dir`.
+    redis_url: str | None = None
+    state_dir: Path = Path(".cadence")
+    secret_key: str = DEFAULT_SECRET
+    base_url: str = "http://127.0.0.1:8000"
+    timezone: str = "UTC"
+    slack_bot_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_signing_secret: str | None = None
+    smtp_url: str | None = None
+    email_from: str = "Cadence <cadence@localhost>"
+
+    tick_seconds: float = Field(default=5.0, gt=0, le=3600)
+    plan_horizon_hours: float = Field(default=48.0, gt=0, le=24 * 366)
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    stuck_after_seconds: float = Field(default=300.0, gt=0)
+    # How late an occurrence may still go out; older ones are recorded as missed instead
+    # of being sent in a burst after an outage.
+    max_lateness_hours: float = Field(default=12.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("only sqlite:/// and postgresql:// URLs are supported")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or redis+socket://")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings, turning pydantic's report into one readable CadenceError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "CADENCE_" + "_".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"{name}: {err['msg']}")
+        raise CadenceError("bad setting: " + "; ".join(lines)) from None

@@ -1,0 +1,216 @@
+"""The tables. The database is the source of truth; Redis only carries work."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from cadence.store.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MessageKind(enum.StrEnum):
+    CORE = "core"
+    LAUNCH = "launch"
+    UPDATE = "update"
+
+
+class MessageStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+class OccurrenceStatus(enum.StrEnum):
+    PLANNED = "planned"  # waiting for its due time
+    DISPATCHING = "dispatching"  # claimed by a tick; deliveries being written
+    DISPATCHED = "dispatched"  # every delivery written and queued
+    SKIPPED = "skipped"  # fell due while its message was paused, or too late to send
+    CANCELLED = "cancelled"  # withdrawn before it fell due
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # written, not yet handed to the broker
+    QUEUED = "queued"  # handed to the broker in a send task
+    SENDING = "sending"  # a worker took it and is talking to the channel
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Team(Base):
+    """A label for targeting and reporting. `path` is the full name, e.g. ``Support/EMEA``."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+
+
+class Person(Base):
+    """A member of staff. Never deleted: leaving staff are deactivated to keep history."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    slack_user_id: Mapped[str | None] = mapped_column(String(32))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    team: Mapped[Team | None] = relationship()
+    manager: Mapped[Person | None] = relationship(remote_side=[id])
+
+
+class Message(Base):
+    """What is said. `audience` is a JSON object; see cadence.audience for its shape."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default=MessageKind.CORE.value)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.ACTIVE.value)
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON)
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    variants: Mapped[list[Variant]] = relationship(
+        order_by="Variant.position", cascade="all, delete-orphan"
+    )
+    cadence: Mapped[Cadence | None] = relationship(
+        uselist=False, cascade="all, delete-orphan", back_populates="message"
+    )
+
+    def wordings(self) -> list[str]:
+        """The body followed by every extra variant: repetition k uses wordings[k % n]."""
+        return [self.body, *(v.body for v in self.variants)]
+
+
+class Variant(Base):
+    """An extra wording of a message; repetitions rotate through body, variant 1, 2, ..."""
+
+    __tablename__ = "variants"
+    __table_args__ = (UniqueConstraint("message_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class Cadence(Base):
+    """When a core message repeats: an RRULE from a local start, in each recipient's zone
+    (`timezone` NULL) or a fixed one. `planned_until` is runtime state, not definition."""
+
+    __tablename__ = "cadences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    rrule: Mapped[str] = mapped_column(Text)
+    start_local: Mapped[datetime] = mapped_column()  # naive wall-clock DTSTART
+    end_date: Mapped[date | None] = mapped_column(Date)  # last local day, inclusive
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    planned_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    message: Mapped[Message] = relationship(back_populates="cadence")
+
+
+class Occurrence(Base):
+    """One planned send of a message. For a cadence in recipients' own zones there is one
+    occurrence per recurrence and zone, since each zone falls due at its own instant."""
+
+    __tablename__ = "occurrences"
+    __table_args__ = (
+        UniqueConstraint("message_id", "sequence", "zone"),
+        Index("ix_occurrences_status_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    sequence: Mapped[int] = mapped_column(Integer)  # repetition number, from 0
+    zone: Mapped[str] = mapped_column(String(64))
+    local_time: Mapped[datetime] = mapped_column()  # naive wall-clock time in `zone`
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=OccurrenceStatus.PLANNED.value)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    message: Mapped[Message] = relationship()
+
+
+class Delivery(Base):
+    """One occurrence to one person on one channel: the unit that is sent and retried."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("occurrence_id", "person_id", "channel"),
+        Index("ix_deliveries_status_queued", "status", "queued_at"),
+        Index("ix_deliveries_person", "person_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE")
+    )
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    variant: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    rendered: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    occurrence: Mapped[Occurrence] = relationship()
+    person: Mapped[Person] = relationship()
+
+
+class Acknowledgement(Base):
+    """A recipient's answer to a delivery."""
+
+    __tablename__ = "acknowledgements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # "ack" or "question"
+    question: Mapped[str | None] = mapped_column(Text)
+    clarity: Mapped[int | None] = mapped_column(Integer)
+    message_version: Mapped[int] = mapped_column(Integer, default=1)
+    via: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,125 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL when configured) and real Redis.
+
+`CADENCE_TEST_DATABASE_URL` switches the database-backed tests to PostgreSQL, each run in a
+schema of its own; `CADENCE_REDIS_URL` points them at a Redis server instead of an embedded one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from cadence.broker import EmbeddedRedis, redis_client
+from cadence.config import Settings
+from cadence.runtime import Runtime
+from cadence.store.db import make_engine, upgrade
+from cadence.store.models import Base
+
+PG_URL = os.environ.get("CADENCE_TEST_DATABASE_URL")
+
+
+def _with_schema(url: str, schema: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    query = dict(parsed.query)
+    query["options"] = f"-csearch_path={schema}"
+    return parsed.set(query=query).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file, copied for each test: migrating per test would be slow."""
+    path = tmp_path_factory.mktemp("template") / "cadence.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_schema_url() -> Iterator[str]:
+    assert PG_URL
+    schema = f"cadence_test_{uuid.uuid4().hex[:10]}"
+    url = _with_schema(PG_URL, schema)
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    upgrade(admin)
+    yield url
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty database for one test."""
+    if PG_URL:
+        url: str = request.getfixturevalue("_pg_schema_url")
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        yield url
+    else:
+        template: Path = request.getfixturevalue("_sqlite_template")
+        path = tmp_path / "cadence.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def _redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("CADENCE_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(_redis_server: str) -> str:
+    """A real, flushed Redis."""
+    redis_client(_redis_server).flushdb()
+    return _redis_server
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        state_dir=tmp_path / "state",
+        timezone="UTC",
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime(settings)
+    yield rt
+    rt.engine.dispose()
+
+
+@pytest.fixture
+def engine(runtime: Runtime) -> Engine:
+    return runtime.engine
+
+
+@pytest.fixture
+def session(runtime: Runtime) -> Iterator[Session]:
+    with runtime.sessions() as s:
+        yield s
