@@ -1,0 +1,24 @@
+"""The `log` channel: records the rendered text on the delivery and in the worker's log.
+
+It reaches nobody, which makes it the channel for trying a cadence out and for the demo.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from cadence.channels.base import Outcome, Outgoing
+
+log = logging.getLogger("cadence.channels.log")
+
+
+class LogChannel:
+    name = "log"
+
+    def send(self, batch: Sequence[Outgoing]) -> list[Outcome]:
+        outcomes = []
+        for item in batch:
+            log.info("to %s <%s>: %s", item.recipient.name, item.recipient.email, item.subject)
+            outcomes.append(Outcome.sent(item.delivery_id, f"log:{item.delivery_id}"))
+        return outcomes

@@ -1,0 +1,284 @@
+"""The dispatcher: due occurrences become deliveries, deliveries become send tasks.
+
+Every step is a conditional UPDATE whose row count (or RETURNING list) decides who owns the
+work, so two ticks, two workers or a tick repeated after a crash never do the same thing
+twice. The broker is told about work only after the database has recorded it, and work the
+broker lost is found again by age (`requeue_stuck`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from cadence.audience import Audience, audience_filter, effective_zone
+from cadence.planning.planner import plan
+from cadence.store.bulk import insert_ignoring_duplicates
+from cadence.store.db import session_scope
+from cadence.store.models import (
+    Delivery,
+    DeliveryStatus,
+    Message,
+    MessageStatus,
+    Occurrence,
+    OccurrenceStatus,
+    Person,
+)
+
+log = logging.getLogger("cadence.dispatch")
+
+Enqueue = Callable[[list[int]], None]
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    """The settings the dispatcher needs, apart from everything else."""
+
+    org_zone: str
+    horizon: timedelta
+    batch_size: int
+    stuck_after: timedelta
+    max_lateness: timedelta
+    claim_limit: int = 100
+
+
+@dataclass
+class TickReport:
+    planned: int = 0
+    claimed: int = 0
+    skipped: int = 0
+    deliveries_written: int = 0
+    queued: int = 0
+    requeued: int = 0
+    tasks: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def tick(
+    sessions: sessionmaker[Session], policy: DispatchPolicy, enqueue: Enqueue, now: datetime
+) -> TickReport:
+    """One beat of the dispatcher. Safe to run concurrently with itself."""
+    report = TickReport()
+    with session_scope(sessions) as session:
+        report.planned = plan(session, now, policy.horizon, policy.org_zone)
+    release_stale_claims(sessions, policy, now)
+    for occurrence_id in claim_due(sessions, policy, now):
+        report.claimed += 1
+        with session_scope(sessions) as session:
+            written, skipped_note = write_deliveries(session, occurrence_id, policy, now)
+        report.deliveries_written += written
+        if skipped_note:
+            report.skipped += 1
+            report.notes.append(skipped_note)
+    queued, tasks = queue_pending(sessions, policy, enqueue, now)
+    report.queued, report.tasks = queued, tasks
+    requeued, more_tasks = requeue_stuck(sessions, policy, enqueue, now)
+    report.requeued, report.tasks = requeued, report.tasks + more_tasks
+    return report
+
+
+def claim_due(
+    sessions: sessionmaker[Session], policy: DispatchPolicy, now: datetime
+) -> list[int]:
+    """Take due occurrences for this tick. Only rows this UPDATE changed are ours."""
+    with session_scope(sessions) as session:
+        due = (
+            select(Occurrence.id)
+            .where(Occurrence.status == OccurrenceStatus.PLANNED.value)
+            .where(Occurrence.due_at <= now)
+            .order_by(Occurrence.due_at)
+            .limit(policy.claim_limit)
+            .scalar_subquery()
+        )
+        claimed = session.scalars(
+            update(Occurrence)
+            .where(Occurrence.id.in_(due))
+            .where(Occurrence.status == OccurrenceStatus.PLANNED.value)
+            .values(status=OccurrenceStatus.DISPATCHING.value, claimed_at=now)
+            .returning(Occurrence.id)
+        ).all()
+    return sorted(claimed)
+
+
+def release_stale_claims(
+    sessions: sessionmaker[Session], policy: DispatchPolicy, now: datetime
+) -> int:
+    """Occurrences a crashed tick left half-written go back to be claimed again; the unique
+    key on deliveries makes finishing them harmless."""
+    with session_scope(sessions) as session:
+        result = session.execute(
+            update(Occurrence)
+            .where(Occurrence.status == OccurrenceStatus.DISPATCHING.value)
+            .where(Occurrence.claimed_at < now - policy.stuck_after)
+            .values(status=OccurrenceStatus.PLANNED.value)
+        )
+        return int(result.rowcount or 0)
+
+
+def write_deliveries(
+    session: Session, occurrence_id: int, policy: DispatchPolicy, now: datetime
+) -> tuple[int, str | None]:
+    """Write one pending delivery per audience member for a claimed occurrence.
+
+    The audience is read from the directory now (not when planned), in pages by id, so
+    memory stays flat whatever its size. Returns (rows written, note if skipped).
+    """
+    occurrence = session.get(Occurrence, occurrence_id)
+    assert occurrence is not None
+    message = session.get(Message, occurrence.message_id)
+    assert message is not None
+    skip = _skip_reason(message, occurrence, policy, now)
+    if skip:
+        occurrence.status = OccurrenceStatus.SKIPPED.value
+        occurrence.note = skip
+        return 0, f"occurrence {occurrence.id} of message {message.id}: {skip}"
+    wordings = 1 + len(message.variants)
+    variant = occurrence.sequence % wordings
+    written = 0
+    for page in _audience_pages(session, message, occurrence, policy):
+        rows = [
+            {
+                "occurrence_id": occurrence.id,
+                "person_id": person_id,
+                "channel": choose_channel(preferred, message.channels),
+                "variant": variant,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "created_at": now,
+            }
+            for person_id, preferred in page
+        ]
+        written += insert_ignoring_duplicates(session, Delivery, rows)
+    occurrence.status = OccurrenceStatus.DISPATCHED.value
+    occurrence.dispatched_at = now
+    if written == 0:
+        occurrence.note = "no recipients in this zone"
+    return written, None
+
+
+def _skip_reason(
+    message: Message, occurrence: Occurrence, policy: DispatchPolicy, now: datetime
+) -> str | None:
+    if message.status == MessageStatus.PAUSED.value:
+        return "message paused when it fell due"
+    if message.status == MessageStatus.CANCELLED.value:
+        return "message cancelled"
+    if now - occurrence.due_at > policy.max_lateness:
+        return f"missed: {now - occurrence.due_at} late, more than the allowed lateness"
+    return None
+
+
+def choose_channel(preferred: str | None, allowed: Sequence[str]) -> str:
+    """The person's own channel when the message allows it, else the message's first."""
+    if preferred and preferred in allowed:
+        return preferred
+    return allowed[0]
+
+
+def _audience_pages(
+    session: Session, message: Message, occurrence: Occurrence, policy: DispatchPolicy
+) -> Iterator[list[tuple[int, str | None]]]:
+    audience = Audience.from_json(message.audience)
+    cadence = message.cadence
+    conditions = [audience_filter(audience)]
+    if cadence is not None and cadence.timezone is None:
+        conditions.append(effective_zone(policy.org_zone) == occurrence.zone)
+    # Someone who moved zone between two zones' sends of the same repetition gets it once.
+    other_occ = aliased(Occurrence)
+    conditions.append(
+        ~exists().where(
+            and_(
+                Delivery.person_id == Person.id,
+                Delivery.occurrence_id == other_occ.id,
+                other_occ.message_id == occurrence.message_id,
+                other_occ.sequence == occurrence.sequence,
+                other_occ.id != occurrence.id,
+            )
+        )
+    )
+    last_id = 0
+    while True:
+        page = session.execute(
+            select(Person.id, Person.channel)
+            .where(*conditions)
+            .where(Person.id > last_id)
+            .order_by(Person.id)
+            .limit(policy.batch_size * 5)
+        ).all()
+        if not page:
+            return
+        yield [(pid, channel) for pid, channel in page]
+        last_id = page[-1][0]
+
+
+def queue_pending(
+    sessions: sessionmaker[Session], policy: DispatchPolicy, enqueue: Enqueue, now: datetime
+) -> tuple[int, int]:
+    """Hand pending deliveries whose retry time has come to the broker, in batches,
+    recording first that they were."""
+    ready = [
+        Delivery.status == DeliveryStatus.PENDING.value,
+        or_(Delivery.retry_at.is_(None), Delivery.retry_at <= now),
+    ]
+    return _queue_where(sessions, policy, enqueue, now, ready)
+
+
+def requeue_stuck(
+    sessions: sessionmaker[Session], policy: DispatchPolicy, enqueue: Enqueue, now: datetime
+) -> tuple[int, int]:
+    """Queue again what the broker or a worker lost.
+
+    `queued` for too long: the task never ran (a flushed Redis). `sending` for too long: the
+    worker died mid-batch. A send task only takes deliveries still `queued`, so a late
+    original and its replacement cannot both send.
+    """
+    cutoff = now - policy.stuck_after
+    with session_scope(sessions) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.status == DeliveryStatus.SENDING.value)
+            .where(Delivery.attempted_at < cutoff)
+            .values(status=DeliveryStatus.QUEUED.value, queued_at=Delivery.attempted_at)
+        )
+    lost = [Delivery.status == DeliveryStatus.QUEUED.value, Delivery.queued_at < cutoff]
+    return _queue_where(sessions, policy, enqueue, now, lost)
+
+
+def _queue_where(
+    sessions: sessionmaker[Session],
+    policy: DispatchPolicy,
+    enqueue: Enqueue,
+    now: datetime,
+    conditions: list[ColumnElement[bool]],
+) -> tuple[int, int]:
+    queued = tasks = 0
+    last_id = 0
+    while True:
+        with session_scope(sessions) as session:
+            ids = session.scalars(
+                select(Delivery.id)
+                .where(*conditions)
+                .where(Delivery.id > last_id)
+                .order_by(Delivery.id)
+                .limit(policy.batch_size)
+            ).all()
+            if not ids:
+                return queued, tasks
+            last_id = ids[-1]
+            # The same conditions again: a concurrent tick may have taken some meanwhile.
+            mine = session.scalars(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), *conditions)
+                .values(status=DeliveryStatus.QUEUED.value, queued_at=now, retry_at=None)
+                .returning(Delivery.id)
+            ).all()
+        if mine:
+            # Only after the commit: a worker must find these rows already `queued`.
+            enqueue(sorted(mine))
+            queued += len(mine)
+            tasks += 1

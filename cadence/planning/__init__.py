@@ -1,0 +1,1 @@
+"""Turning message definitions into occurrences with due times."""

@@ -1,0 +1,138 @@
+"""RFC 5545 recurrence in wall-clock time.
+
+A cadence says "09:00 every Monday" in some zone. Rules are expanded on naive wall-clock
+datetimes (so daylight-saving changes never shift them) and each result is then placed in the
+zone by the rule RFC 5545 section 3.3.5 gives for local times:
+
+* a local time that does not exist (the spring-forward gap) is read with the UTC offset in
+  force before the gap, which moves it forward by the gap's length: 02:30 on a night that
+  jumps from 02:00 to 03:00 becomes 03:30;
+* a local time that occurs twice (the fall-back overlap) is the first of the two, the one
+  with the earlier UTC instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import MINUTELY, SECONDLY, rrule, rrulestr
+
+from cadence.errors import InputError
+
+# Iterating a rule from its start must end even for a rule with no end; a per-minute rule
+# over ten years stays below this.
+MAX_EXPANSION = 6_000_000
+
+
+def zone(name: str) -> ZoneInfo:
+    """A ZoneInfo for an IANA name, or an InputError naming the bad value."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown time zone {name!r} (use an IANA name such as Europe/London)") from None
+
+
+def place(local: datetime, tz: ZoneInfo) -> datetime:
+    """The instant a naive wall-clock time names in `tz`, by the RFC 5545 rule above."""
+    # fold=0 reads a gap time with the offset before the gap and picks the first of two
+    # repeated times; the UTC round trip turns a gap time into the wall clock that exists.
+    return local.replace(tzinfo=tz, fold=0).astimezone(UTC).astimezone(tz)
+
+
+def normalise_rule(text: str) -> str:
+    """Accept a rule with or without the `RRULE:` prefix; return it without."""
+    rule = text.strip()
+    if rule.upper().startswith("RRULE:"):
+        rule = rule[len("RRULE:") :].strip()
+    if not rule:
+        raise InputError("empty RRULE")
+    if "\n" in rule or "DTSTART" in rule.upper():
+        raise InputError("give a single RRULE line; the start comes from --start")
+    return rule.upper()
+
+
+def parse_rule(text: str, start: datetime, *, allow_minutely: bool = True) -> rrule:
+    """Parse and check a rule against a naive local start (its DTSTART)."""
+    rule = normalise_rule(text)
+    try:
+        parsed = rrulestr(rule, dtstart=start)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"bad RRULE {rule!r}: {exc}") from None
+    if not isinstance(parsed, rrule):
+        raise InputError(f"bad RRULE {rule!r}: expected one rule")
+    freq = parsed._freq
+    if freq == SECONDLY or (freq == MINUTELY and not allow_minutely):
+        raise InputError(f"RRULE {rule!r} repeats too often for a message")
+    return parsed
+
+
+def parse_start(text: str) -> datetime:
+    """`YYYY-MM-DDTHH:MM` (seconds allowed) as a naive wall-clock datetime."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"bad start {text!r}: expected YYYY-MM-DDTHH:MM") from None
+    if value.tzinfo is not None:
+        raise InputError(f"bad start {text!r}: give wall-clock time without an offset")
+    return value
+
+
+def parse_wall_time(text: str) -> time:
+    try:
+        value = time.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"bad time {text!r}: expected HH:MM") from None
+    return value.replace(second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """One occurrence of a rule: its repetition number, wall-clock time, and instant."""
+
+    sequence: int
+    local: datetime
+    at: datetime
+
+
+def expand(
+    rule: rrule,
+    tz: ZoneInfo,
+    *,
+    not_before: datetime | None = None,
+    until: datetime | None = None,
+    end_date: date | None = None,
+    limit: int | None = None,
+) -> Iterator[Recurrence]:
+    """Occurrences of `rule` in `tz`, numbered from the rule's start.
+
+    `not_before` and `until` are UTC instants bounding what is yielded (numbering still
+    counts from the start, so variants rotate the same way however far ahead one plans);
+    `end_date` is the last local day included.
+    """
+    yielded = 0
+    for sequence, local in enumerate(rule):
+        if sequence >= MAX_EXPANSION:
+            break
+        if end_date is not None and local.date() > end_date:
+            break
+        at = place(local, tz)
+        if until is not None and at > until:
+            break
+        if not_before is not None and at < not_before:
+            continue
+        yield Recurrence(sequence, local, at)
+        yielded += 1
+        if limit is not None and yielded >= limit:
+            break
+
+
+def preview_lines(rule_text: str, start_text: str, zone_name: str, count: int) -> list[str]:
+    """What `cadence schedule preview` prints: ISO 8601 with the UTC offset, one per line."""
+    if count < 1:
+        raise InputError("--count must be at least 1")
+    tz = zone(zone_name)
+    rule = parse_rule(rule_text, parse_start(start_text))
+    return [r.at.isoformat() for r in expand(rule, tz, limit=count)]

@@ -1,0 +1,131 @@
+"""The Celery app and its tasks. Tasks are thin: they call `dispatch` and `sending`.
+
+Nothing is parked in the broker for later: the database holds the plan and the beat's
+tick releases what is due, because Redis redelivers unacknowledged messages after the
+visibility timeout and a far-future ETA task would run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from cadence.broker import celery_url
+from cadence.channels.base import Channel
+from cadence.channels.registry import make_channel
+from cadence.clock import utcnow
+from cadence.config import Settings
+from cadence.dispatch import DispatchPolicy, Enqueue, tick
+from cadence.runtime import Runtime
+from cadence.sending import send_batch
+
+log = logging.getLogger("cadence.worker")
+
+TICK_TASK = "cadence.tick"
+SEND_TASK = "cadence.send"
+
+
+def policy_from(settings: Settings) -> DispatchPolicy:
+    return DispatchPolicy(
+        org_zone=settings.timezone,
+        horizon=timedelta(hours=settings.plan_horizon_hours),
+        batch_size=settings.batch_size,
+        stuck_after=timedelta(seconds=settings.stuck_after_seconds),
+        max_lateness=timedelta(hours=settings.max_lateness_hours),
+    )
+
+
+class _ProcessState:
+    """Database engine and channels for one worker process, made after any fork."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._runtime: Runtime | None = None
+        self._channels: dict[str, Channel] = {}
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = Runtime(self.settings)
+        return self._runtime
+
+    def channel(self, name: str) -> Channel:
+        if name not in self._channels:
+            self._channels[name] = make_channel(name, self.settings)
+        return self._channels[name]
+
+    def reset(self) -> None:
+        # A forked child must not reuse its parent's database connections.
+        if self._runtime is not None:
+            self._runtime.engine.dispose(close=False)
+        self._runtime = None
+        self._channels = {}
+
+
+def make_celery(settings: Settings, redis_url: str) -> Celery:
+    """A Celery app wired to `settings`; the same factory serves worker, beat and tests."""
+    url = celery_url(redis_url)
+    app = Celery("cadence", broker=url, backend=url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_expires=3600,
+        task_ignore_result=True,
+        timezone="UTC",
+        enable_utc=True,
+        # Send tasks are idempotent (they only take `queued` rows), so a task lost with its
+        # worker may safely run again.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "dispatcher-tick": {
+                "task": TICK_TASK,
+                "schedule": settings.tick_seconds,
+                # A tick that waited longer than two periods is stale; the next one will do.
+                "options": {"expires": settings.tick_seconds * 2},
+            }
+        },
+    )
+    state = _ProcessState(settings)
+    policy = policy_from(settings)
+
+    @worker_process_init.connect(weak=False)
+    def _after_fork(**_: Any) -> None:
+        state.reset()
+
+    enqueue = enqueue_with(app)
+
+    @app.task(name=TICK_TASK, ignore_result=False)
+    def tick_task() -> dict[str, Any]:
+        report = tick(state.runtime.sessions, policy, enqueue, utcnow())
+        if report.claimed or report.requeued or report.notes:
+            log.info("tick: %s", report)
+        return asdict(report)
+
+    @app.task(name=SEND_TASK)
+    def send_task(delivery_ids: list[int]) -> dict[str, int]:
+        report = send_batch(
+            state.runtime.sessions, state.channel, delivery_ids, settings.timezone, utcnow()
+        )
+        return asdict(report)
+
+    return app
+
+
+def enqueue_with(app: Celery) -> Enqueue:
+    """How the dispatcher hands a batch of delivery ids to the workers."""
+
+    def enqueue(delivery_ids: list[int]) -> None:
+        app.send_task(SEND_TASK, args=[delivery_ids])
+
+    return enqueue
