@@ -86,15 +86,16 @@ def audience_filter(audience: Audience) -> ColumnElement[bool]:
     clauses: list[ColumnElement[bool]] = []
     if audience.teams:
         team_match = or_(
-            *(or_(Team.path == t, Team.path.like(_like_prefix(t), escape="\\")) for t in audience.teams)
+            *(
+                or_(Team.path == t, Team.path.like(_like_prefix(t), escape="\\"))
+                for t in audience.teams
+            )
         )
         clauses.append(Person.team_id.in_(select(Team.id).where(team_match)))
     if audience.people:
         clauses.append(Person.email.in_(audience.people))
     if audience.trees:
-        root = select(Person.id).where(Person.email.in_(audience.trees)).cte(
-            "tree", recursive=True
-        )
+        root = select(Person.id).where(Person.email.in_(audience.trees)).cte("tree", recursive=True)
         child = aliased(Person)
         tree = root.union(select(child.id).where(child.manager_id == root.c.id))
         clauses.append(Person.id.in_(select(tree.c.id)))

@@ -26,5 +26,3 @@ def startup_checks(settings: Settings, engine: Engine, redis_url: str | None) ->
     check_migrated(engine)
     if redis_url is not None:
         check_reachable(redis_url)
-
-

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from cadence.audience import Audience, audience_filter, effective_zone
 from cadence.planning.planner import plan
-from cadence.store.bulk import insert_ignoring_duplicates
+from cadence.store.bulk import affected, insert_ignoring_duplicates
 from cadence.store.db import session_scope
 from cadence.store.models import (
     Delivery,
@@ -82,9 +82,7 @@ def tick(
     return report
 
 
-def claim_due(
-    sessions: sessionmaker[Session], policy: DispatchPolicy, now: datetime
-) -> list[int]:
+def claim_due(sessions: sessionmaker[Session], policy: DispatchPolicy, now: datetime) -> list[int]:
     """Take due occurrences for this tick. Only rows this UPDATE changed are ours."""
     with session_scope(sessions) as session:
         due = (
@@ -111,13 +109,13 @@ def release_stale_claims(
     """Occurrences a crashed tick left half-written go back to be claimed again; the unique
     key on deliveries makes finishing them harmless."""
     with session_scope(sessions) as session:
-        result = session.execute(
+        return affected(
+            session,
             update(Occurrence)
             .where(Occurrence.status == OccurrenceStatus.DISPATCHING.value)
             .where(Occurrence.claimed_at < now - policy.stuck_after)
-            .values(status=OccurrenceStatus.PLANNED.value)
+            .values(status=OccurrenceStatus.PLANNED.value),
         )
-        return int(result.rowcount or 0)
 
 
 def write_deliveries(

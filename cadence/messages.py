@@ -13,6 +13,7 @@ from cadence.audience import Audience
 from cadence.channels.registry import available_channels
 from cadence.errors import InputError
 from cadence.planning.recurrence import parse_rule, zone
+from cadence.store.bulk import affected
 from cadence.store.models import (
     Cadence,
     Delivery,
@@ -173,20 +174,22 @@ def cancel(session: Session, message_id: int, now: datetime) -> tuple[Message, i
         raise InputError(f"message {message_id} is already cancelled")
     message.status = MessageStatus.CANCELLED.value
     message.updated_at = now
-    occurrences = session.execute(
+    occurrences = affected(
+        session,
         update(Occurrence)
         .where(Occurrence.message_id == message_id)
         .where(Occurrence.status == OccurrenceStatus.PLANNED.value)
-        .values(status=OccurrenceStatus.CANCELLED.value, note="message cancelled")
-    ).rowcount
+        .values(status=OccurrenceStatus.CANCELLED.value, note="message cancelled"),
+    )
     pending = select(Occurrence.id).where(Occurrence.message_id == message_id)
-    deliveries = session.execute(
+    deliveries = affected(
+        session,
         update(Delivery)
         .where(Delivery.occurrence_id.in_(pending))
         .where(Delivery.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.QUEUED.value]))
-        .values(status=DeliveryStatus.CANCELLED.value, last_error="message cancelled")
-    ).rowcount
-    return message, int(occurrences or 0), int(deliveries or 0)
+        .values(status=DeliveryStatus.CANCELLED.value, last_error="message cancelled"),
+    )
+    return message, occurrences, deliveries
 
 
 def _require_status(message: Message, expected: MessageStatus, verb: str) -> None:

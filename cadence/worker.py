@@ -105,14 +105,14 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
 
     enqueue = enqueue_with(app)
 
-    @app.task(name=TICK_TASK, ignore_result=False)
+    @app.task(name=TICK_TASK, ignore_result=False, shared=False)
     def tick_task() -> dict[str, Any]:
         report = tick(state.runtime.sessions, policy, enqueue, utcnow())
         if report.claimed or report.requeued or report.notes:
             log.info("tick: %s", report)
         return asdict(report)
 
-    @app.task(name=SEND_TASK)
+    @app.task(name=SEND_TASK, shared=False)
     def send_task(delivery_ids: list[int]) -> dict[str, int]:
         report = send_batch(
             state.runtime.sessions, state.channel, delivery_ids, settings.timezone, utcnow()

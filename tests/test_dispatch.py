@@ -149,9 +149,7 @@ def test_one_delivery_per_person_even_with_concurrent_ticks(
 
 def test_paused_message_sends_nothing_and_resumes_later(runtime: Runtime, session: Session) -> None:
     f.person(session, "a@example.com")
-    msg = f.core_message(
-        session, rrule="FREQ=DAILY", start=datetime(2026, 3, 1, 9), timezone="UTC"
-    )
+    msg = f.core_message(session, rrule="FREQ=DAILY", start=datetime(2026, 3, 1, 9), timezone="UTC")
     session.commit()
     queue = Queue()
     tick(runtime.sessions, POLICY, queue, f.T0)

@@ -1,9 +1,175 @@
-"""Placeholder."""
+"""`cadence message ...`: define core messages and steer their life cycle."""
 
 from __future__ import annotations
 
+import json
+from datetime import date
+from pathlib import Path
+
 import typer
+
+from cadence.audience import build_audience
+from cadence.cli.context import db_session
+from cadence.cli.output import Format, emit
+from cadence.clock import utcnow
+from cadence.errors import InputError
+from cadence.messages import (
+    CadenceSpec,
+    CoreMessageSpec,
+    add_core_message,
+    cancel,
+    combine_start,
+    describe,
+    get_message,
+    list_messages,
+    pause,
+    resume,
+)
+
+message_app = typer.Typer(help="Core messages that repeat on a cadence.", no_args_is_help=True)
+
+LIST_COLUMNS = [
+    "id",
+    "kind",
+    "status",
+    "title",
+    "rrule",
+    "start",
+    "timezone",
+    "audience",
+    "channels",
+]
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(message_app, name="message")
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{what} file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what} file {path}: {exc}") from None
+
+
+@message_app.command("add")
+def add(
+    ctx: typer.Context,
+    title: str = typer.Option(..., "--title", help="Short title, shown as the subject."),
+    body: str | None = typer.Option(None, "--body", help="Markdown body."),
+    body_file: Path | None = typer.Option(None, "--body-file", help="Read the body from a file."),
+    variant: list[str] = typer.Option(
+        [], "--variant", help="Another wording; each repetition uses the next. Repeatable."
+    ),
+    variant_file: list[Path] = typer.Option([], "--variant-file", help="A wording from a file."),
+    everyone: bool = typer.Option(False, "--everyone", help="Send to all active staff."),
+    team: list[str] = typer.Option([], "--team", help="A team and its sub-teams. Repeatable."),
+    person: list[str] = typer.Option([], "--person", help="A person by email. Repeatable."),
+    tree: list[str] = typer.Option(
+        [], "--tree", help="A manager (by email) and everyone below them. Repeatable."
+    ),
+    channel: list[str] = typer.Option(["log"], "--channel", help="Channel allowed. Repeatable."),
+    rrule: str = typer.Option(..., "--rrule", help="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO."),
+    start: str = typer.Option(..., "--start", help="First candidate, YYYY-MM-DD[THH:MM]."),
+    at: str | None = typer.Option(None, "--at", help="Wall-clock time, HH:MM."),
+    end: str | None = typer.Option(None, "--end", help="Last day, YYYY-MM-DD, inclusive."),
+    tz: str = typer.Option(
+        "recipient", "--tz", help="'recipient' (each person's own zone) or an IANA zone."
+    ),
+    fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
+) -> None:
+    """Add a core message that repeats on a cadence until it sticks."""
+    if (body is None) == (body_file is None):
+        raise InputError("give exactly one of --body or --body-file")
+    text = body if body is not None else _read_text(body_file, "body")  # type: ignore[arg-type]
+    wordings = list(variant) + [_read_text(p, "variant") for p in variant_file]
+    end_date = None
+    if end:
+        try:
+            end_date = date.fromisoformat(end)
+        except ValueError:
+            raise InputError(f"bad --end {end!r}: expected YYYY-MM-DD") from None
+    cadence = CadenceSpec(
+        rrule=rrule,
+        start=combine_start(start, at),
+        end_date=end_date,
+        timezone=None if tz == "recipient" else tz,
+    )
+    with db_session(ctx) as session:
+        audience = build_audience(session, everyone=everyone, teams=team, people=person, trees=tree)
+        spec = CoreMessageSpec(title, text, audience, cadence, wordings, list(channel))
+        message = add_core_message(session, spec, utcnow())
+        row = describe(message)
+    _print_one(row, fmt, f"added message {row['id']}: {row['title']}")
+
+
+@message_app.command("list")
+def list_(
+    ctx: typer.Context,
+    all_: bool = typer.Option(False, "--all", help="Include cancelled messages."),
+    fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
+) -> None:
+    """List messages."""
+    with db_session(ctx) as session:
+        rows = [describe(m) for m in list_messages(session, include_cancelled=all_)]
+    emit(rows, LIST_COLUMNS, fmt)
+
+
+@message_app.command("show")
+def show(
+    ctx: typer.Context,
+    message_id: int = typer.Argument(..., help="Message id."),
+    fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
+) -> None:
+    """Show one message with its cadence and wordings."""
+    with db_session(ctx) as session:
+        message = get_message(session, message_id)
+        row = describe(message)
+        row["wordings"] = message.wordings()
+    if fmt is Format.json:
+        typer.echo(json.dumps(row, indent=2))
+        return
+    for key, value in row.items():
+        if key != "wordings":
+            typer.echo(f"{key:>10}: {'' if value is None else value}")
+    for i, wording in enumerate(row["wordings"]):
+        typer.echo(f"\n--- wording {i} ---\n{wording}")
+
+
+def _lifecycle(verb: str) -> None:
+    def command(
+        ctx: typer.Context, message_id: int = typer.Argument(..., help="Message id.")
+    ) -> None:
+        with db_session(ctx) as session:
+            if verb == "pause":
+                pause(session, message_id, utcnow())
+                typer.echo(f"paused message {message_id}; sends falling due are skipped")
+            elif verb == "resume":
+                resume(session, message_id, utcnow())
+                typer.echo(f"resumed message {message_id}; the next tick plans it again")
+            else:
+                _, occurrences, deliveries = cancel(session, message_id, utcnow())
+                typer.echo(
+                    f"cancelled message {message_id}: {occurrences} planned sends and "
+                    f"{deliveries} unsent deliveries withdrawn"
+                )
+
+    command.__doc__ = {
+        "pause": "Pause a message: nothing is sent until it is resumed.",
+        "resume": "Resume a paused message from the next occurrence on.",
+        "cancel": "Cancel a message for good, withdrawing everything not yet sent.",
+    }[verb]
+    message_app.command(verb)(command)
+
+
+for _verb in ("pause", "resume", "cancel"):
+    _lifecycle(_verb)
+
+
+def _print_one(row: dict[str, object], fmt: Format, summary: str) -> None:
+    if fmt is Format.table:
+        typer.echo(summary)
+    else:
+        emit([row], list(row), fmt)

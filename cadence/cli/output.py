@@ -19,7 +19,9 @@ class Format(StrEnum):
     json = "json"
 
 
-def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Format, title: str = "") -> None:
+def emit(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: Format, title: str = ""
+) -> None:
     """Print `rows` (dicts keyed by `columns`) to stdout in the chosen format."""
     if fmt is Format.json:
         json.dump(list(rows), sys.stdout, indent=2, default=str)

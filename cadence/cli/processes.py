@@ -1,9 +1,153 @@
-"""Placeholder."""
+"""Long-running verbs: `worker`, `beat`, `up` (all of them together) and `demo`."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+
 import typer
+
+from cadence.beat_lock import BeatLock
+from cadence.broker import redis_client, resolve_redis_url
+from cadence.checks import startup_checks
+from cadence.cli.context import runtime
+from cadence.clock import utcnow
+from cadence.demo import seed, sent_since
+from cadence.store.db import session_scope, upgrade
+from cadence.supervisor import Supervisor, child_env
+from cadence.worker import make_celery
+
+LOGLEVEL = typer.Option("INFO", "--loglevel", help="DEBUG, INFO, WARNING or ERROR.")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("worker")(worker)
+    app.command("beat")(beat)
+    app.command("up")(up)
+    app.command("demo")(demo)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+
+
+def worker(
+    ctx: typer.Context,
+    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1, help="Worker processes."),
+    pool: str = typer.Option("prefork", "--pool", help="prefork, threads or solo."),
+    loglevel: str = LOGLEVEL,
+) -> None:
+    """Run a Celery worker: it runs the dispatcher's ticks and sends deliveries."""
+    if pool not in ("prefork", "threads", "solo"):
+        raise typer.BadParameter("pool must be prefork, threads or solo", param_hint="--pool")
+    _logging(loglevel)
+    rt = runtime(ctx)
+    url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
+    try:
+        startup_checks(rt.settings, rt.engine, url)
+        rt.engine.dispose()  # the pool forks; each child opens its own connections
+        app = make_celery(rt.settings, url)
+        app.worker_main(
+            ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
+             f"--pool={pool}", "--hostname=cadence@%h", "--without-gossip", "--without-mingle"]
+        )  # fmt: skip
+    finally:
+        if owned is not None:
+            owned.stop()
+
+
+def beat(ctx: typer.Context, loglevel: str = LOGLEVEL) -> None:
+    """Run the beat that triggers the dispatcher's tick. Only one runs at a time: a second
+    beat waits on standby and takes over if the first stops."""
+    _logging(loglevel)
+    rt = runtime(ctx)
+    url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
+    lock = BeatLock(redis_client(url))
+    log = logging.getLogger("cadence.beat")
+    try:
+        startup_checks(rt.settings, rt.engine, url)
+        lock.wait_acquire(
+            poll=5.0, on_wait=lambda: log.warning("another beat holds the lock; standing by")
+        )
+        lock.keep_renewing(on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+        app = make_celery(rt.settings, url)
+        app.Beat(scheduler="celery.beat:Scheduler", loglevel=loglevel.upper()).run()
+    finally:
+        lock.release()
+        if owned is not None:
+            owned.stop()
+
+
+def _supervise(
+    ctx: typer.Context,
+    loglevel: str,
+    on_idle: Callable[[], None] | None = None,
+    duration: float | None = None,
+) -> int:
+    rt = runtime(ctx)
+    url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
+    try:
+        startup_checks(rt.settings, rt.engine, url)
+        sup = Supervisor(env=child_env(CADENCE_REDIS_URL=url))
+        sup.start("worker", ["worker", f"--loglevel={loglevel}"])
+        sup.start("beat", ["beat", f"--loglevel={loglevel}"])
+        return sup.run(on_idle=on_idle, duration=duration)
+    finally:
+        if owned is not None:
+            owned.stop()
+
+
+def up(
+    ctx: typer.Context,
+    duration: float | None = typer.Option(
+        None, "--duration", min=1, help="Stop after this many seconds (default: run until stopped)."
+    ),
+    loglevel: str = LOGLEVEL,
+) -> None:
+    """Run Redis (embedded, if no CADENCE_REDIS_URL), a worker and beat together; Ctrl-C or
+    SIGTERM stops them all."""
+    _logging(loglevel)
+    raise typer.Exit(_supervise(ctx, loglevel, duration=duration))
+
+
+def demo(
+    ctx: typer.Context,
+    duration: float | None = typer.Option(
+        None, "--duration", min=1, help="Stop after this many seconds (default: until Ctrl-C)."
+    ),
+) -> None:
+    """Set up the database, load a sample organisation and core messages, and run Cadence,
+    printing each delivery as it is sent."""
+    _logging("WARNING")
+    rt = runtime(ctx)
+    os.environ.setdefault("CADENCE_TICK_SECONDS", "2")
+    upgrade(rt.engine)
+    now = utcnow()
+    with session_scope(rt.sessions) as session:
+        seeded = seed(session, now, rt.settings.timezone)
+    typer.echo(seeded.directory.summary())
+    for message in seeded.messages:
+        typer.echo(f"added core message {message.id}: {message.title!r}")
+    typer.echo(
+        f"database: {rt.engine.url.render_as_string()}\n"
+        "starting worker and beat; deliveries appear below as they are sent (Ctrl-C stops)"
+    )
+    seen: set[int] = set()
+    since = now - timedelta(seconds=5)
+
+    def feed() -> None:
+        with session_scope(rt.sessions) as session:
+            for delivery_id, line in sent_since(session, since):
+                if delivery_id not in seen:
+                    seen.add(delivery_id)
+                    typer.echo(line)
+
+    code = _supervise(ctx, "WARNING", on_idle=feed, duration=duration)
+    feed()
+    typer.echo(f"stopped; {len(seen)} deliveries sent during this run. Try: cadence deliveries")
+    raise typer.Exit(code)

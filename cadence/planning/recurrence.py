@@ -32,7 +32,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(f"unknown time zone {name!r} (use an IANA name such as Europe/London)") from None
+        raise InputError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/London)"
+        ) from None
 
 
 def place(local: datetime, tz: ZoneInfo) -> datetime:
@@ -63,7 +65,7 @@ def parse_rule(text: str, start: datetime, *, allow_minutely: bool = True) -> rr
         raise InputError(f"bad RRULE {rule!r}: {exc}") from None
     if not isinstance(parsed, rrule):
         raise InputError(f"bad RRULE {rule!r}: expected one rule")
-    freq = parsed._freq
+    freq = getattr(parsed, "_freq", None)
     if freq == SECONDLY or (freq == MINUTELY and not allow_minutely):
         raise InputError(f"RRULE {rule!r} repeats too often for a message")
     return parsed

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Insert
+from sqlalchemy import CursorResult, Executable, Insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,3 +34,9 @@ def insert_ignoring_duplicates(
     # rows go out as one multi-row statement.
     inserted = session.execute(stmt.returning(model.__table__.c.id), list(rows)).all()
     return len(inserted)
+
+
+def affected(session: Session, stmt: Executable) -> int:
+    """Run an UPDATE or DELETE and say how many rows it changed."""
+    result = cast(CursorResult[Any], session.execute(stmt))
+    return int(result.rowcount or 0)
