@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -123,3 +123,37 @@ def engine(runtime: Runtime) -> Engine:
 def session(runtime: Runtime) -> Iterator[Session]:
     with runtime.sessions() as s:
         yield s
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+@pytest.fixture
+def cli(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., CliResult]:
+    """Run `cadence ARGS` in this process against the test database; return code and output."""
+    from cadence.cli import main
+
+    monkeypatch.setenv("CADENCE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CADENCE_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("CADENCE_TIMEZONE", settings.timezone)
+    if settings.redis_url:
+        monkeypatch.setenv("CADENCE_REDIS_URL", settings.redis_url)
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -65,19 +66,19 @@ def upcoming_sends(
             by_zone[target].append(email)
     rule = parse_rule(cadence.rrule, cadence.start_local)
     wordings = 1 + len(message.variants)
-    streams = [
-        (
-            UpcomingSend(
-                at=rec.at.astimezone(zone(zone_name)),
+
+    def stream(zone_name: str) -> Iterator[UpcomingSend]:
+        tz = zone(zone_name)
+        for rec in expand(rule, tz, not_before=now, end_date=cadence.end_date):
+            yield UpcomingSend(
+                at=rec.at.astimezone(tz),
                 zone=zone_name,
                 repetition=rec.sequence + 1,
                 variant=rec.sequence % wordings,
                 recipients=by_zone[zone_name],
                 total=totals[zone_name],
             )
-            for rec in expand(rule, zone(zone_name), not_before=now, end_date=cadence.end_date)
-        )
-        for zone_name in sorted(by_zone)
-    ]
+
+    streams = [stream(zone_name) for zone_name in sorted(by_zone)]
     merged = heapq.merge(*streams, key=lambda s: (s.at, s.zone))
     return list(islice(merged, count))
