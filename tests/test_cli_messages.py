@@ -91,7 +91,7 @@ def test_bad_message_input_exits_2_and_stores_nothing(cli: Cli, session: Session
                 "2026-03-02",
             ],
             "--at HH:MM is required",
-        ),  # fmt: skip
+        ),
         (
             [
                 "message",
@@ -107,7 +107,7 @@ def test_bad_message_input_exits_2_and_stores_nothing(cli: Cli, session: Session
                 "2026-03-02T09:00",
             ],
             "does not exist",
-        ),  # fmt: skip
+        ),
         (
             [
                 "message",
@@ -123,7 +123,7 @@ def test_bad_message_input_exits_2_and_stores_nothing(cli: Cli, session: Session
                 "2026-03-02T09:00",
             ],
             "title is empty",
-        ),  # fmt: skip
+        ),
     ]
     for args, expected in cases:
         result = cli(*args)
