@@ -139,5 +139,3 @@ def record(session: Session, outcome: Outcome, rendered: str | None, now: dateti
         .where(Delivery.status == DeliveryStatus.SENDING.value)
         .values(**values)
     )
-
-

@@ -236,3 +236,36 @@ def test_stuck_queued_delivery_is_requeued_once(runtime: Runtime, session: Sessi
     assert again.ids == lost.ids  # the requeue reset its clock
     status = session.scalar(select(Delivery.status))
     assert status == DeliveryStatus.QUEUED.value
+
+
+def test_occurrence_left_half_written_by_a_crashed_tick_is_finished_once(
+    runtime: Runtime, session: Session
+) -> None:
+    from cadence.dispatch import claim_due, write_deliveries
+
+    for name in ("a", "b", "c"):
+        f.person(session, f"{name}@example.com")
+    f.core_message(session, rrule="FREQ=DAILY", start=datetime(2026, 3, 1, 9), timezone="UTC")
+    session.commit()
+    now = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    tick(runtime.sessions, POLICY, Queue(), f.T0)  # plan only
+    [occurrence_id] = claim_due(runtime.sessions, POLICY, now)
+    # The crashed tick got as far as one person, then died without finishing.
+    half = DispatchPolicy(**{**POLICY.__dict__, "batch_size": 1})
+    with runtime.sessions() as s:
+        write_deliveries(s, occurrence_id, half, now)
+        s.rollback()
+        a = s.scalar(select(Person).where(Person.email == "a@example.com"))
+        assert a is not None
+        s.add(Delivery(occurrence_id=occurrence_id, person_id=a.id, channel="log",
+                       created_at=now))  # fmt: skip
+        s.commit()
+    queue = Queue()
+    tick(runtime.sessions, POLICY, queue, now + timedelta(minutes=1))
+    assert session.scalar(select(func.count()).select_from(Delivery)) == 1  # still claimed
+    tick(runtime.sessions, POLICY, queue, now + POLICY.stuck_after + timedelta(minutes=1))
+    session.expire_all()
+    emails = sorted(d.person.email for d in session.scalars(select(Delivery)))
+    assert emails == ["a@example.com", "b@example.com", "c@example.com"]
+    occurrence = session.get(Occurrence, occurrence_id)
+    assert occurrence is not None and occurrence.status == OccurrenceStatus.DISPATCHED.value
