@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = None
     smtp_url: str | None = None
     email_from: str = "Cadence <cadence@localhost>"
+    # Workspace-wide Slack pace, shared by all workers; Slack allows "several hundred".
+    slack_rate_per_minute: float = Field(default=300.0, gt=0, le=100_000)
+    slack_burst: int = Field(default=20, ge=1, le=10_000)
+    # Slack allows about one message a second in any one conversation.
+    slack_channel_gap_seconds: float = Field(default=1.0, ge=0, le=60)
+    slack_concurrency: int = Field(default=32, ge=1, le=256)
+    slack_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # After this many attempts a delivery that keeps failing temporarily fails for good.
+    max_attempts: int = Field(default=8, ge=1, le=100)
 
     tick_seconds: float = Field(default=5.0, gt=0, le=3600)
     plan_horizon_hours: float = Field(default=48.0, gt=0, le=24 * 366)

@@ -44,6 +44,7 @@ def seed(session: Session, now: datetime, org_zone: str) -> Seeded:
                 "A customer is a person with a name. Use it, and give yours.",
             ],
             audience=Audience(everyone=True),
+            channels=["log"],
             cadence=CadenceSpec(
                 rrule="FREQ=MINUTELY", start=start.replace(tzinfo=None), timezone="UTC"
             ),
@@ -55,6 +56,7 @@ def seed(session: Session, now: datetime, org_zone: str) -> Seeded:
             body="We fix the customer's problem, not just the ticket.",
             variants=["Closing a ticket is not the goal; a customer whose problem is gone is."],
             audience=Audience(teams=("Support",)),
+            channels=["log"],
             cadence=CadenceSpec(
                 rrule="FREQ=WEEKLY;BYDAY=MO",
                 start=datetime.combine(now.date(), datetime.min.time()).replace(hour=9),

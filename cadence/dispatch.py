@@ -143,13 +143,14 @@ def write_deliveries(
             {
                 "occurrence_id": occurrence.id,
                 "person_id": person_id,
-                "channel": choose_channel(preferred, message.channels),
+                "channel": channel,
                 "variant": variant,
                 "status": DeliveryStatus.PENDING.value,
                 "attempts": 0,
                 "created_at": now,
             }
             for person_id, preferred in page
+            for channel in channels_for(preferred, message.channels, message.channel_mode)
         ]
         written += insert_ignoring_duplicates(session, Delivery, rows)
     occurrence.status = OccurrenceStatus.DISPATCHED.value
@@ -171,11 +172,19 @@ def _skip_reason(
     return None
 
 
-def choose_channel(preferred: str | None, allowed: Sequence[str]) -> str:
-    """The person's own channel when the message allows it, else the message's first."""
+def channels_for(preferred: str | None, allowed: Sequence[str], mode: str) -> list[str]:
+    """Where a person gets a message: every allowed channel ("all"), or one: their own
+    when the message allows it, else the message's first. The rest are fallbacks."""
+    if mode == "all":
+        return list(allowed)
     if preferred and preferred in allowed:
-        return preferred
-    return allowed[0]
+        return [preferred]
+    return [allowed[0]]
+
+
+def fallback_channel(allowed: Sequence[str], tried: Sequence[str]) -> str | None:
+    """The next allowed channel not yet tried for this person and occurrence."""
+    return next((c for c in allowed if c not in tried), None)
 
 
 def _audience_pages(
@@ -241,7 +250,13 @@ def requeue_stuck(
             update(Delivery)
             .where(Delivery.status == DeliveryStatus.SENDING.value)
             .where(Delivery.attempted_at < cutoff)
-            .values(status=DeliveryStatus.QUEUED.value, queued_at=Delivery.attempted_at)
+            # Back-dated so the pass below picks them up; flagged because the dead worker
+            # may have sent some of them already.
+            .values(
+                status=DeliveryStatus.QUEUED.value,
+                queued_at=Delivery.attempted_at,
+                maybe_sent=True,
+            )
         )
     lost = [Delivery.status == DeliveryStatus.QUEUED.value, Delivery.queued_at < cutoff]
     return _queue_where(sessions, policy, enqueue, now, lost)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from cadence.audience import Audience
 from cadence.channels.registry import available_channels
 from cadence.errors import InputError
+from cadence.personalise import check_template
 from cadence.planning.recurrence import parse_rule, zone
 from cadence.store.bulk import affected
 from cadence.store.models import (
@@ -47,7 +48,8 @@ class CoreMessageSpec:
     audience: Audience
     cadence: CadenceSpec
     variants: list[str] = field(default_factory=list)
-    channels: list[str] = field(default_factory=lambda: ["log"])
+    channels: list[str] = field(default_factory=lambda: ["slack", "email"])
+    channel_mode: str = "first"  # or "all"
 
 
 def combine_start(start: str, at: str | None) -> datetime:
@@ -83,12 +85,17 @@ def validate_spec(spec: CoreMessageSpec) -> list[str]:
             problems.append(f"{label} is empty")
         elif len(text) > MAX_BODY:
             problems.append(f"{label} is longer than {MAX_BODY} characters")
+        else:
+            # Caught now, not at send time for each of thousands of people.
+            problems += check_template(text, label)
     known = available_channels()
     if not spec.channels:
         problems.append("no channel given")
     for channel in spec.channels:
         if channel not in known:
             problems.append(f"unknown channel {channel!r} (available: {', '.join(known)})")
+    if spec.channel_mode not in ("first", "all"):
+        problems.append(f"unknown channel mode {spec.channel_mode!r} (first or all)")
     if spec.cadence.timezone is not None:
         try:
             zone(spec.cadence.timezone)
@@ -116,6 +123,7 @@ def add_core_message(session: Session, spec: CoreMessageSpec, now: datetime) -> 
         status=MessageStatus.ACTIVE.value,
         audience=spec.audience.to_json(),
         channels=list(dict.fromkeys(spec.channels)),
+        channel_mode=spec.channel_mode,
         version=1,
         created_at=now,
         updated_at=now,
@@ -206,7 +214,8 @@ def describe(message: Message) -> dict[str, Any]:
         "title": message.title,
         "status": message.status,
         "audience": Audience.from_json(message.audience).describe(),
-        "channels": ",".join(message.channels),
+        "channels": ",".join(message.channels)
+        + (" (all)" if message.channel_mode == "all" else ""),
         "rrule": cad.rrule if cad else None,
         "start": cad.start_local.isoformat(timespec="minutes") if cad else None,
         "end": cad.end_date.isoformat() if cad and cad.end_date else None,

@@ -1,7 +1,8 @@
 """Sending a batch of deliveries through their channels and recording what happened.
 
 Deliveries are taken with a conditional UPDATE (`queued` -> `sending`), so a task that runs
-twice, or a stale task racing its replacement, sends each delivery at most once.
+twice, or a stale task racing its replacement, sends each delivery at most once. Answers
+are written back in bulk, and only onto rows still `sending` (still ours).
 """
 
 from __future__ import annotations
@@ -9,20 +10,33 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, joinedload, sessionmaker
+from sqlalchemy import Table, and_, bindparam, select, update
+from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
 from cadence.channels.base import Channel, Outcome, OutcomeKind, Outgoing, Recipient
-from cadence.rendering import render
+from cadence.dispatch import fallback_channel
+from cadence.errors import CadenceError
+from cadence.personalise import context_for_person, personalise
+from cadence.store.bulk import insert_ignoring_duplicates
 from cadence.store.db import session_scope
-from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence
+from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence, Person
+from cadence.tokens import ack_url, make_ack_token
 
 log = logging.getLogger("cadence.sending")
 
 ChannelFactory = Callable[[str], Channel]
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    org_zone: str
+    secret_key: str
+    base_url: str
+    max_attempts: int = 8
 
 
 @dataclass
@@ -31,6 +45,8 @@ class SendReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    fallbacks: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 def take(session: Session, delivery_ids: Sequence[int], now: datetime) -> list[int]:
@@ -50,29 +66,52 @@ def take(session: Session, delivery_ids: Sequence[int], now: datetime) -> list[i
     )
 
 
-def prepare(delivery: Delivery, org_zone: str) -> Outgoing:
-    """Render one delivery into what its channel sends."""
+def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
+    """Personalise one delivery into what its channel sends."""
     message: Message = delivery.occurrence.message
     wordings = message.wordings()
-    body = wordings[delivery.variant % len(wordings)]
     person = delivery.person
-    recipient = Recipient(
-        email=person.email,
-        name=person.name,
-        slack_user_id=person.slack_user_id,
-        timezone=person.timezone or org_zone,
+    context = context_for_person(person, message.title, policy.org_zone)
+    body = personalise(wordings[delivery.variant % len(wordings)], context)
+    token = make_ack_token(policy.secret_key, delivery.id, person.id)
+    return Outgoing(
+        delivery_id=delivery.id,
+        recipient=Recipient(
+            person_id=person.id,
+            email=person.email,
+            name=person.name,
+            slack_user_id=person.slack_user_id,
+            timezone=person.timezone or policy.org_zone,
+        ),
+        title=message.title,
+        body=body,
+        ack_url=ack_url(policy.base_url, token),
+        attempt=delivery.attempts,
+        maybe_sent=delivery.maybe_sent,
     )
-    text = render(
-        f"{delivery.channel}/message.txt", person=recipient, title=message.title, body=body
+
+
+def _load(session: Session, ids: Sequence[int]) -> list[Delivery]:
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_(ids))
+            .options(
+                joinedload(Delivery.person).joinedload(Person.team),
+                joinedload(Delivery.person).joinedload(Person.manager),
+                joinedload(Delivery.occurrence)
+                .joinedload(Occurrence.message)
+                .selectinload(Message.variants),
+            )
+        ).unique()
     )
-    return Outgoing(delivery.id, recipient, message.title, text)
 
 
 def send_batch(
     sessions: sessionmaker[Session],
     channels: ChannelFactory,
     delivery_ids: Sequence[int],
-    org_zone: str,
+    policy: SendPolicy,
     now: datetime,
 ) -> SendReport:
     report = SendReport()
@@ -81,61 +120,168 @@ def send_batch(
     report.taken = len(mine)
     if not mine:
         return report
-    with session_scope(sessions) as session:
-        deliveries = session.scalars(
-            select(Delivery)
-            .where(Delivery.id.in_(mine))
-            .options(
-                joinedload(Delivery.person),
-                joinedload(Delivery.occurrence)
-                .joinedload(Occurrence.message)
-                .selectinload(Message.variants),
-            )
-        ).all()
-        by_channel: dict[str, list[Outgoing]] = defaultdict(list)
-        rendered: dict[int, str] = {}
-        for delivery in deliveries:
-            outgoing = prepare(delivery, org_zone)
-            by_channel[delivery.channel].append(outgoing)
-            rendered[delivery.id] = outgoing.text
+    by_channel: dict[str, list[Outgoing]] = defaultdict(list)
     outcomes: list[Outcome] = []
-    for channel_name, batch in by_channel.items():
-        outcomes += channels(channel_name).send(batch)
     with session_scope(sessions) as session:
-        for outcome in outcomes:
-            record(session, outcome, rendered.get(outcome.delivery_id), now)
-            match outcome.kind:
-                case OutcomeKind.SENT:
-                    report.sent += 1
-                case OutcomeKind.RETRY:
-                    report.retrying += 1
-                case OutcomeKind.FAILED:
-                    report.failed += 1
+        deliveries = _load(session, mine)
+        for delivery in deliveries:
+            try:
+                by_channel[delivery.channel].append(prepare(delivery, policy))
+            except CadenceError as exc:
+                outcomes.append(Outcome.failed(delivery.id, f"cannot personalise: {exc}"))
+    for channel_name, batch in by_channel.items():
+        outcomes += _send_through(channels, channel_name, batch)
+    bodies = {o.delivery_id: o.body for batch in by_channel.values() for o in batch}
+    with session_scope(sessions) as session:
+        record(session, outcomes, bodies, policy, now, report)
     return report
 
 
-def record(session: Session, outcome: Outcome, rendered: str | None, now: datetime) -> None:
-    """Write a channel's answer on the delivery (only if it is still ours: `sending`)."""
-    values: dict[str, object]
-    if outcome.kind is OutcomeKind.SENT:
-        values = {
-            "status": DeliveryStatus.SENT.value,
-            "sent_at": now,
-            "provider_id": outcome.provider_id,
-            "rendered": rendered,
-            "last_error": None,
-        }
-    elif outcome.kind is OutcomeKind.RETRY:
-        values = {
-            "status": DeliveryStatus.PENDING.value,
-            "retry_at": now + timedelta(seconds=outcome.retry_after or 0),
-            "last_error": outcome.reason,
-        }
-    else:
-        values = {"status": DeliveryStatus.FAILED.value, "last_error": outcome.reason}
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id == outcome.delivery_id)
-        .where(Delivery.status == DeliveryStatus.SENDING.value)
-        .values(**values)
-    )
+def _send_through(channels: ChannelFactory, name: str, batch: list[Outgoing]) -> list[Outcome]:
+    try:
+        channel = channels(name)
+    except CadenceError as exc:
+        # A channel that is not set up cannot reach anyone: try their next channel.
+        return [Outcome.failed(o.delivery_id, str(exc), unreachable=True) for o in batch]
+    try:
+        outcomes = channel.send(batch)
+    except Exception as exc:
+        log.exception("channel %s failed on a batch of %d", name, len(batch))
+        reason = f"{name} channel error: {type(exc).__name__}: {exc}"
+        return [Outcome.retry(o.delivery_id, 60.0, reason) for o in batch]
+    answered = {o.delivery_id for o in outcomes}
+    # A channel that forgets a delivery must not leave it in `sending` for ever.
+    missing = [o for o in batch if o.delivery_id not in answered]
+    return outcomes + [Outcome.retry(o.delivery_id, 60.0, f"{name}: no answer") for o in missing]
+
+
+def record(
+    session: Session,
+    outcomes: Sequence[Outcome],
+    bodies: dict[int, str],
+    policy: SendPolicy,
+    now: datetime,
+    report: SendReport,
+) -> None:
+    """Write every answer back in a few bulk statements, with fallbacks and learned ids."""
+    if not outcomes:
+        return
+    rows = {
+        d.id: d
+        for d in session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_([o.delivery_id for o in outcomes]))
+            .options(selectinload(Delivery.occurrence).selectinload(Occurrence.message))
+        )
+    }
+    sent: list[dict[str, Any]] = []
+    retry: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    learned: list[dict[str, Any]] = []
+    unreachable: list[Delivery] = []
+    for outcome in outcomes:
+        delivery = rows[outcome.delivery_id]
+        kind = outcome.kind
+        reason = outcome.reason
+        if kind is OutcomeKind.RETRY and delivery.attempts >= policy.max_attempts:
+            kind = OutcomeKind.FAILED
+            reason = f"gave up after {delivery.attempts} attempts: {reason}"
+        if kind is OutcomeKind.SENT:
+            sent.append(
+                {
+                    "b_id": delivery.id,
+                    "b_provider_id": outcome.provider_id,
+                    "b_provider_channel": outcome.provider_channel,
+                    "b_rendered": outcome.rendered or bodies.get(delivery.id),
+                }
+            )
+            report.sent += 1
+            if outcome.slack_user_id:
+                learned.append({"b_person": delivery.person_id, "b_uid": outcome.slack_user_id})
+        elif kind is OutcomeKind.RETRY:
+            delay = timedelta(seconds=outcome.retry_after or 0)
+            retry.append({"b_id": delivery.id, "b_retry_at": now + delay, "b_error": reason})
+            report.retrying += 1
+        else:
+            failed.append({"b_id": delivery.id, "b_error": reason})
+            report.failed += 1
+            if outcome.unreachable:
+                unreachable.append(delivery)
+        if reason:
+            key = reason.split(":")[0]
+            report.reasons[key] = report.reasons.get(key, 0) + 1
+    ours = and_(Delivery.id == bindparam("b_id"), Delivery.status == DeliveryStatus.SENDING.value)
+    table = cast(Table, Delivery.__table__)
+    if sent:
+        session.execute(
+            update(table)
+            .where(ours)
+            .values(
+                status=DeliveryStatus.SENT.value,
+                sent_at=now,
+                provider_id=bindparam("b_provider_id"),
+                provider_channel=bindparam("b_provider_channel"),
+                rendered=bindparam("b_rendered"),
+                last_error=None,
+                maybe_sent=False,
+            ),
+            sent,
+        )
+    if retry:
+        session.execute(
+            update(table)
+            .where(ours)
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                retry_at=bindparam("b_retry_at"),
+                last_error=bindparam("b_error"),
+            ),
+            retry,
+        )
+    if failed:
+        session.execute(
+            update(table)
+            .where(ours)
+            .values(status=DeliveryStatus.FAILED.value, last_error=bindparam("b_error")),
+            failed,
+        )
+    if learned:
+        people = cast(Table, Person.__table__)
+        session.execute(
+            update(people)
+            .where(people.c.id == bindparam("b_person"), people.c.slack_user_id.is_(None))
+            .values(slack_user_id=bindparam("b_uid")),
+            learned,
+        )
+    report.fallbacks += _fall_back(session, unreachable, now)
+
+
+def _fall_back(session: Session, deliveries: Sequence[Delivery], now: datetime) -> int:
+    """Give people a channel could not reach a delivery on the message's next channel."""
+    rows = []
+    for delivery in deliveries:
+        message = delivery.occurrence.message
+        if message.channel_mode == "all":
+            continue  # they are being tried on every channel already
+        tried = session.scalars(
+            select(Delivery.channel).where(
+                Delivery.occurrence_id == delivery.occurrence_id,
+                Delivery.person_id == delivery.person_id,
+            )
+        ).all()
+        channel = fallback_channel(message.channels, tried)
+        if channel is None:
+            continue
+        rows.append(
+            {
+                "occurrence_id": delivery.occurrence_id,
+                "person_id": delivery.person_id,
+                "channel": channel,
+                "variant": delivery.variant,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "created_at": now,
+                "fallback_from_id": delivery.id,
+            }
+        )
+    return insert_ignoring_duplicates(session, Delivery, rows)

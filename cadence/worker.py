@@ -22,7 +22,7 @@ from cadence.clock import utcnow
 from cadence.config import Settings
 from cadence.dispatch import DispatchPolicy, Enqueue, tick
 from cadence.runtime import Runtime
-from cadence.sending import send_batch
+from cadence.sending import SendPolicy, send_batch
 
 log = logging.getLogger("cadence.worker")
 
@@ -40,11 +40,21 @@ def policy_from(settings: Settings) -> DispatchPolicy:
     )
 
 
+def send_policy_from(settings: Settings) -> SendPolicy:
+    return SendPolicy(
+        org_zone=settings.timezone,
+        secret_key=settings.secret_key,
+        base_url=settings.base_url,
+        max_attempts=settings.max_attempts,
+    )
+
+
 class _ProcessState:
     """Database engine and channels for one worker process, made after any fork."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, redis_url: str) -> None:
         self.settings = settings
+        self.redis_url = redis_url
         self._runtime: Runtime | None = None
         self._channels: dict[str, Channel] = {}
 
@@ -56,7 +66,7 @@ class _ProcessState:
 
     def channel(self, name: str) -> Channel:
         if name not in self._channels:
-            self._channels[name] = make_channel(name, self.settings)
+            self._channels[name] = make_channel(name, self.settings, self.redis_url)
         return self._channels[name]
 
     def reset(self) -> None:
@@ -96,8 +106,9 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
             }
         },
     )
-    state = _ProcessState(settings)
+    state = _ProcessState(settings, redis_url)
     policy = policy_from(settings)
+    send_policy = send_policy_from(settings)
 
     @worker_process_init.connect(weak=False)
     def _after_fork(**_: Any) -> None:
@@ -115,8 +126,10 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
     @app.task(name=SEND_TASK, shared=False)
     def send_task(delivery_ids: list[int]) -> dict[str, int]:
         report = send_batch(
-            state.runtime.sessions, state.channel, delivery_ids, settings.timezone, utcnow()
+            state.runtime.sessions, state.channel, delivery_ids, send_policy, utcnow()
         )
+        if report.retrying or report.failed:
+            log.info("send: %s", report)
         return asdict(report)
 
     return app

@@ -56,6 +56,8 @@ def core_message(
     end_date: date | None = None,
     title: str = "Own the outcome",
     body: str = "We fix the customer's problem, not just the ticket.",
+    channels: list[str] | None = None,
+    channel_mode: str = "first",
 ) -> Message:
     spec = CoreMessageSpec(
         title=title,
@@ -63,6 +65,7 @@ def core_message(
         audience=audience or Audience(everyone=True),
         cadence=CadenceSpec(rrule=rrule, start=start, end_date=end_date, timezone=timezone),
         variants=variants or [],
-        channels=["log"],
+        channels=channels or ["log"],
+        channel_mode=channel_mode,
     )
     return add_core_message(session, spec, now=T0)

@@ -7,6 +7,7 @@ records the answers; a channel never touches the database.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -15,6 +16,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class Recipient:
+    person_id: int
     email: str
     name: str
     slack_user_id: str | None
@@ -23,12 +25,22 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One delivery, rendered and ready to go."""
+    """One delivery, personalised and ready for a channel to put in its own format.
+
+    `body` is Markdown with the person's details already filled in; each channel turns it
+    into what it sends (mrkdwn blocks, an HTML and text email, a log line).
+    """
 
     delivery_id: int
     recipient: Recipient
-    subject: str
-    text: str
+    title: str
+    body: str
+    ack_url: str
+    leader_note: str | None = None
+    attempt: int = 1
+    # A previous attempt was cut off mid-send (a worker died): it may have gone out already,
+    # so a channel that can check should look before sending again.
+    maybe_sent: bool = False
 
 
 class OutcomeKind(StrEnum):
@@ -39,23 +51,47 @@ class OutcomeKind(StrEnum):
 
 @dataclass(frozen=True)
 class Outcome:
+    """A channel's answer for one delivery.
+
+    `unreachable` marks a failure that is about the person (no account, deactivated), after
+    which another channel may still reach them. `slack_user_id` reports an id the channel
+    looked up, so it is stored and never looked up again.
+    """
+
     delivery_id: int
     kind: OutcomeKind
     provider_id: str | None = None
+    provider_channel: str | None = None
     retry_after: float | None = None
     reason: str | None = None
+    unreachable: bool = False
+    slack_user_id: str | None = None
+    # What was sent, when the channel's own rendering is worth keeping (the log channel's).
+    rendered: str | None = None
 
     @classmethod
-    def sent(cls, delivery_id: int, provider_id: str) -> Outcome:
-        return cls(delivery_id, OutcomeKind.SENT, provider_id=provider_id)
+    def sent(
+        cls,
+        delivery_id: int,
+        provider_id: str,
+        provider_channel: str | None = None,
+        slack_user_id: str | None = None,
+    ) -> Outcome:
+        return cls(
+            delivery_id,
+            OutcomeKind.SENT,
+            provider_id=provider_id,
+            provider_channel=provider_channel,
+            slack_user_id=slack_user_id,
+        )
 
     @classmethod
     def retry(cls, delivery_id: int, after: float, reason: str) -> Outcome:
-        return cls(delivery_id, OutcomeKind.RETRY, retry_after=after, reason=reason)
+        return cls(delivery_id, OutcomeKind.RETRY, retry_after=max(0.0, after), reason=reason)
 
     @classmethod
-    def failed(cls, delivery_id: int, reason: str) -> Outcome:
-        return cls(delivery_id, OutcomeKind.FAILED, reason=reason)
+    def failed(cls, delivery_id: int, reason: str, unreachable: bool = False) -> Outcome:
+        return cls(delivery_id, OutcomeKind.FAILED, reason=reason, unreachable=unreachable)
 
 
 class Channel(Protocol):
@@ -64,3 +100,10 @@ class Channel(Protocol):
     def send(self, batch: Sequence[Outgoing]) -> list[Outcome]:
         """Send every delivery in `batch`; one outcome per delivery, in any order."""
         ...
+
+
+def backoff(attempt: int, base: float = 2.0, cap: float = 300.0) -> float:
+    """Seconds to wait before attempt `attempt + 1`: doubling from `base`, capped, with
+    jitter so that a batch that failed together does not retry in lockstep."""
+    delay: float = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return delay * random.uniform(0.8, 1.2)

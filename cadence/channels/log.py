@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from cadence.channels.base import Outcome, Outgoing
+from cadence.rendering import render
 
 log = logging.getLogger("cadence.channels.log")
 
@@ -19,6 +21,10 @@ class LogChannel:
     def send(self, batch: Sequence[Outgoing]) -> list[Outcome]:
         outcomes = []
         for item in batch:
-            log.info("to %s <%s>: %s", item.recipient.name, item.recipient.email, item.subject)
-            outcomes.append(Outcome.sent(item.delivery_id, f"log:{item.delivery_id}"))
+            text = render(
+                "log/message.txt", person=item.recipient, title=item.title, body=item.body
+            )
+            log.info("to %s <%s>: %s", item.recipient.name, item.recipient.email, item.title)
+            outcome = Outcome.sent(item.delivery_id, f"log:{item.delivery_id}")
+            outcomes.append(replace(outcome, rendered=text))
         return outcomes

@@ -1,18 +1,46 @@
-"""Which channels exist. Adding one is a module plus a line here."""
+"""Which channels exist and how each is built from settings. A new channel is a module
+plus a line here."""
 
 from __future__ import annotations
 
+from cadence.broker import redis_client
 from cadence.channels.base import Channel
 from cadence.channels.log import LogChannel
-from cadence.config import Settings
+from cadence.config import KNOWN_CHANNELS, Settings
 from cadence.errors import CadenceError
 
 
 def available_channels() -> list[str]:
-    return ["log"]
+    return list(KNOWN_CHANNELS)
 
 
-def make_channel(name: str, settings: Settings) -> Channel:
+def make_channel(name: str, settings: Settings, redis_url: str | None) -> Channel:
+    """Build a channel, or explain which setting it is missing."""
     if name == "log":
         return LogChannel()
-    raise CadenceError(f"channel {name!r} is not available")
+    if name == "slack":
+        from cadence.channels.slack import SlackChannel, SlackConfig
+        from cadence.pacing import ChannelSpacing, WorkspaceLimiter
+
+        if not settings.slack_bot_token:
+            raise CadenceError("Slack is not configured: set CADENCE_SLACK_BOT_TOKEN")
+        if redis_url is None:
+            raise CadenceError("Slack pacing needs Redis")
+        client = redis_client(redis_url)
+        return SlackChannel(
+            SlackConfig(
+                token=settings.slack_bot_token,
+                api_url=settings.slack_api_url,
+                concurrency=settings.slack_concurrency,
+                timeout=settings.slack_timeout_seconds,
+            ),
+            WorkspaceLimiter(client, "slack", settings.slack_rate_per_minute, settings.slack_burst),
+            ChannelSpacing(client, settings.slack_channel_gap_seconds),
+        )
+    if name == "email":
+        from cadence.channels.email import EmailChannel, parse_smtp_url
+
+        if not settings.smtp_url:
+            raise CadenceError("email is not configured: set CADENCE_SMTP_URL")
+        return EmailChannel(parse_smtp_url(settings.smtp_url), settings.email_from)
+    raise CadenceError(f"unknown channel {name!r}")

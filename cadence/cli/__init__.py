@@ -19,9 +19,18 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported here so each verb module can import `app` helpers without cycles.
-    from cadence.cli import deliveries, directory, messages, processes, schedule, setup
+    from cadence.cli import (
+        bench,
+        deliveries,
+        directory,
+        messages,
+        processes,
+        schedule,
+        send_test,
+        setup,
+    )
 
-    for module in (setup, directory, messages, schedule, deliveries, processes):
+    for module in (setup, directory, messages, schedule, send_test, deliveries, processes, bench):
         module.register(app)
 
 

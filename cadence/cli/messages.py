@@ -70,7 +70,15 @@ def add(
     tree: list[str] = typer.Option(
         [], "--tree", help="A manager (by email) and everyone below them. Repeatable."
     ),
-    channel: list[str] = typer.Option(["log"], "--channel", help="Channel allowed. Repeatable."),
+    channel: list[str] = typer.Option(
+        ["slack", "email"],
+        "--channel",
+        help="A channel allowed, in order of preference (slack, email, log). Repeatable. "
+        "A person's own channel is used when allowed; the others are fallbacks.",
+    ),
+    all_channels: bool = typer.Option(
+        False, "--all-channels", help="Send on every --channel to everyone, not just one."
+    ),
     rrule: str = typer.Option(..., "--rrule", help="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO."),
     start: str = typer.Option(..., "--start", help="First candidate, YYYY-MM-DD[THH:MM]."),
     at: str | None = typer.Option(None, "--at", help="Wall-clock time, HH:MM."),
@@ -99,7 +107,15 @@ def add(
     )
     with db_session(ctx) as session:
         audience = build_audience(session, everyone=everyone, teams=team, people=person, trees=tree)
-        spec = CoreMessageSpec(title, text, audience, cadence, wordings, list(channel))
+        spec = CoreMessageSpec(
+            title,
+            text,
+            audience,
+            cadence,
+            wordings,
+            list(channel),
+            "all" if all_channels else "first",
+        )
         message = add_core_message(session, spec, utcnow())
         row = describe(message)
     _print_one(row, fmt, f"added message {row['id']}: {row['title']}")

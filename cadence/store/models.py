@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -99,6 +100,9 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.ACTIVE.value)
     audience: Mapped[dict[str, Any]] = mapped_column(JSON)
     channels: Mapped[list[str]] = mapped_column(JSON)
+    # "first": each person on one channel (their own if allowed, else the first), with the
+    # others as fallbacks. "all": everyone on every channel in `channels`.
+    channel_mode: Mapped[str] = mapped_column(String(8), default="first", server_default="first")
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -158,6 +162,8 @@ class Occurrence(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    # "cadence" for a planned repetition, "test" for `cadence send-test` (kept out of figures).
+    purpose: Mapped[str] = mapped_column(String(16), default="cadence", server_default="cadence")
     sequence: Mapped[int] = mapped_column(Integer)  # repetition number, from 0
     zone: Mapped[str] = mapped_column(String(64))
     local_time: Mapped[datetime] = mapped_column()  # naive wall-clock time in `zone`
@@ -194,6 +200,12 @@ class Delivery(Base):
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_id: Mapped[str | None] = mapped_column(String(200))
+    # Where the provider put it (the Slack DM channel), for updating the message later.
+    provider_channel: Mapped[str | None] = mapped_column(String(64))
+    # A worker died while sending it: it may have gone out, so check before resending.
+    maybe_sent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set on a delivery made because this person could not be reached on another channel.
+    fallback_from_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
     rendered: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
 

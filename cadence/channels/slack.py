@@ -1,0 +1,297 @@
+"""Slack: a direct message to each person, paced for the whole workspace.
+
+A batch is sent with slack-sdk's AsyncWebClient sharing one aiohttp session, with many
+requests in flight: fan-out speed comes from that, not from more worker processes. Nothing
+sleeps long inside a worker: when the workspace is paused by a 429, what is left of the
+batch is handed back as "retry later".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from cadence.channels.base import Outcome, Outgoing, backoff
+from cadence.formatting.slack import slack_message, slack_metadata
+from cadence.pacing import ChannelSpacing, WorkspaceLimiter
+
+log = logging.getLogger("cadence.channels.slack")
+
+# Errors about the recipient: another channel may still reach them.
+UNREACHABLE = {"user_not_found", "users_not_found", "account_inactive", "channel_not_found",
+               "user_disabled", "cannot_dm_bot"}  # fmt: skip
+# Errors about us (the token): retrying cannot help and nobody should be tried elsewhere.
+PERMANENT = {"not_authed", "invalid_auth", "token_revoked", "account_inactive_token",
+             "missing_scope", "not_allowed_token_type", "invalid_blocks", "msg_too_long",
+             "no_text", "too_many_attachments", "invalid_metadata_format"}  # fmt: skip
+# How long a batch may wait for the workspace bucket before handing the rest back.
+MAX_WAIT = 5.0
+
+
+@dataclass
+class SlackConfig:
+    token: str
+    api_url: str
+    concurrency: int = 32
+    timeout: float = 10.0
+    max_lookups: int = 20  # users.lookupByEmail is Tier 3: a few per batch at most
+
+
+@dataclass
+class _Deferred(Exception):
+    wait: float
+    reason: str
+
+
+@dataclass
+class _Tokens:
+    """Tokens taken from the shared bucket in chunks, handed out one per request."""
+
+    limiter: WorkspaceLimiter
+    chunk: int
+    left: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def one(self) -> None:
+        async with self.lock:
+            waited = 0.0
+            while self.left == 0:
+                grant = self.limiter.take(self.chunk)
+                self.left = grant.granted
+                if self.left:
+                    break
+                if waited + grant.wait > MAX_WAIT:
+                    raise _Deferred(grant.wait, "workspace rate limit")
+                await asyncio.sleep(grant.wait)
+                waited += grant.wait
+            self.left -= 1
+
+
+class SlackChannel:
+    name = "slack"
+
+    def __init__(
+        self, config: SlackConfig, limiter: WorkspaceLimiter, spacing: ChannelSpacing
+    ) -> None:
+        self.config = config
+        self.limiter = limiter
+        self.spacing = spacing
+        self._email_to_id: dict[str, str] = {}
+        self._directory_loaded_at = 0.0
+
+    def send(self, batch: Sequence[Outgoing]) -> list[Outcome]:
+        return asyncio.run(self._send(batch))
+
+    async def _send(self, batch: Sequence[Outgoing]) -> list[Outcome]:
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout)
+        connector = aiohttp.TCPConnector(limit=self.config.concurrency)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            client = AsyncWebClient(
+                token=self.config.token,
+                base_url=self.config.api_url,
+                session=session,
+                timeout=int(self.config.timeout),
+                # Our own retries only: a library retry after a dropped connection could
+                # post a message Slack had already accepted.
+                retry_handlers=[],
+            )
+            return await self._send_with(client, batch)
+
+    async def _send_with(self, client: AsyncWebClient, batch: Sequence[Outgoing]) -> list[Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        user_ids, learned = await self._resolve(client, batch, outcomes)
+        ready = [o for o in batch if o.delivery_id not in outcomes]
+        for item in [o for o in ready if o.maybe_sent]:
+            found = await self._already_posted(client, item, user_ids[item.delivery_id])
+            if found is not None:
+                outcomes[item.delivery_id] = found
+        ready = [o for o in ready if o.delivery_id not in outcomes]
+        allowed = self.spacing.claim([user_ids[o.delivery_id] for o in ready])
+        for item, ok in zip(ready, allowed, strict=True):
+            if not ok:
+                outcomes[item.delivery_id] = Outcome.retry(item.delivery_id, 1.0, "channel spacing")
+        ready = [o for o in ready if o.delivery_id not in outcomes]
+        tokens = _Tokens(self.limiter, chunk=min(self.config.concurrency, max(1, len(ready))))
+        gate = asyncio.Semaphore(self.config.concurrency)
+        stop: list[_Deferred] = []
+
+        async def one(item: Outgoing) -> None:
+            async with gate:
+                if stop:
+                    outcomes[item.delivery_id] = _deferred(item, stop[0])
+                    return
+                try:
+                    await tokens.one()
+                except _Deferred as deferred:
+                    stop.append(deferred)
+                    outcomes[item.delivery_id] = _deferred(item, deferred)
+                    return
+                outcome = await self._post(client, item, user_ids[item.delivery_id])
+                if outcome.kind == "retry" and outcome.reason == "ratelimited" and not stop:
+                    stop.append(_Deferred(outcome.retry_after or 1.0, "ratelimited"))
+                outcomes[item.delivery_id] = outcome
+
+        await asyncio.gather(*(one(item) for item in ready))
+        result = []
+        for item in batch:
+            outcome = outcomes[item.delivery_id]
+            if outcome.kind == "sent" and item.delivery_id in learned:
+                outcome = Outcome.sent(
+                    outcome.delivery_id,
+                    outcome.provider_id or "",
+                    outcome.provider_channel,
+                    slack_user_id=learned[item.delivery_id],
+                )
+            result.append(outcome)
+        return result
+
+    async def _post(self, client: AsyncWebClient, item: Outgoing, user_id: str) -> Outcome:
+        text, blocks = slack_message(item)
+        try:
+            response = await client.chat_postMessage(
+                channel=user_id,
+                text=text,
+                blocks=blocks,
+                metadata=slack_metadata(item),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            return self._api_error(item, exc)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            reason = f"no answer from Slack: {type(exc).__name__} {exc}".strip()
+            return Outcome.retry(item.delivery_id, backoff(item.attempt), reason)
+        data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
+        return Outcome.sent(item.delivery_id, str(data.get("ts")), str(data.get("channel")))
+
+    def _api_error(self, item: Outgoing, exc: SlackApiError) -> Outcome:
+        status = exc.response.status_code
+        error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+        if status == 429 or error == "ratelimited":
+            retry_after = _retry_after(exc.response.headers)
+            # Every worker holds off, not just this batch: no request storm.
+            self.limiter.pause(retry_after)
+            return Outcome.retry(item.delivery_id, retry_after, "ratelimited")
+        if status >= 500 or error in (None, "internal_error", "fatal_error", "service_unavailable",
+                                       "request_timeout"):  # fmt: skip
+            return Outcome.retry(
+                item.delivery_id, backoff(item.attempt), f"Slack answered {status} {error or ''}"
+            )
+        if error in UNREACHABLE:
+            return Outcome.failed(item.delivery_id, f"Slack: {error}", unreachable=True)
+        if error in PERMANENT:
+            return Outcome.failed(item.delivery_id, f"Slack: {error}")
+        return Outcome.failed(item.delivery_id, f"Slack: {error}")
+
+    async def _resolve(
+        self, client: AsyncWebClient, batch: Sequence[Outgoing], outcomes: dict[int, Outcome]
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        """Slack user ids for the batch: stored ones, then the workspace directory (paged
+        users.list, cached), then a few users.lookupByEmail. Those with none are unreachable."""
+        user_ids: dict[int, str] = {}
+        learned: dict[int, str] = {}
+        missing = []
+        for item in batch:
+            if item.recipient.slack_user_id:
+                user_ids[item.delivery_id] = item.recipient.slack_user_id
+            else:
+                missing.append(item)
+        if not missing:
+            return user_ids, learned
+        try:
+            await self._load_directory(client)
+        except SlackApiError as exc:
+            log.warning("users.list failed: %s", exc.response.get("error"))
+        lookups = 0
+        for item in missing:
+            email = item.recipient.email.lower()
+            found = self._email_to_id.get(email)
+            if found is None and lookups < self.config.max_lookups:
+                lookups += 1
+                found = await self._lookup(client, email)
+            if found is None:
+                if lookups >= self.config.max_lookups and email not in self._email_to_id:
+                    outcomes[item.delivery_id] = Outcome.retry(
+                        item.delivery_id, 60.0, "Slack user lookups paced"
+                    )
+                else:
+                    outcomes[item.delivery_id] = Outcome.failed(
+                        item.delivery_id, f"no Slack account for {email}", unreachable=True
+                    )
+                continue
+            user_ids[item.delivery_id] = found
+            learned[item.delivery_id] = found
+        return user_ids, learned
+
+    async def _load_directory(self, client: AsyncWebClient) -> None:
+        if time.monotonic() - self._directory_loaded_at < 600 and self._email_to_id:
+            return
+        mapping: dict[str, str] = {}
+        cursor = None
+        while True:
+            page = await client.users_list(limit=200, cursor=cursor)
+            members: list[dict[str, Any]] = page.get("members", [])
+            for member in members:
+                email = (member.get("profile") or {}).get("email")
+                if email and not member.get("deleted") and not member.get("is_bot"):
+                    mapping[email.lower()] = member["id"]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        self._email_to_id = mapping
+        self._directory_loaded_at = time.monotonic()
+
+    async def _lookup(self, client: AsyncWebClient, email: str) -> str | None:
+        try:
+            found = await client.users_lookupByEmail(email=email)
+        except SlackApiError:
+            return None
+        user = found.get("user") or {}
+        if user.get("deleted"):
+            return None
+        uid = user.get("id")
+        if isinstance(uid, str):
+            self._email_to_id[email] = uid
+            return uid
+        return None
+
+    async def _already_posted(
+        self, client: AsyncWebClient, item: Outgoing, user_id: str
+    ) -> Outcome | None:
+        """After a crash mid-send, find the message in the DM (by its metadata) instead of
+        posting it a second time."""
+        try:
+            opened = await client.conversations_open(users=user_id)
+            channel = str((opened.get("channel") or {}).get("id"))
+            history = await client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=100
+            )
+        except (SlackApiError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Outcome.retry(
+                item.delivery_id, backoff(item.attempt), f"could not check DM history: {exc}"
+            )
+        messages: list[dict[str, Any]] = history.get("messages", [])
+        for message in messages:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if str(payload.get("delivery_id")) == str(item.delivery_id):
+                return Outcome.sent(item.delivery_id, str(message.get("ts")), channel)
+        return None
+
+
+def _deferred(item: Outgoing, deferred: _Deferred) -> Outcome:
+    return Outcome.retry(item.delivery_id, deferred.wait, deferred.reason)
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        return max(1.0, float(headers.get("Retry-After") or headers.get("retry-after") or 1))
+    except (TypeError, ValueError):
+        return 1.0

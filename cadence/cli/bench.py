@@ -1,0 +1,37 @@
+"""`cadence bench ...`: figures measured on this machine, printed as JSON."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+bench_app = typer.Typer(help="Benchmarks that print JSON figures.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("fanout")
+def fanout(
+    recipients: int = typer.Option(10_000, "--recipients", min=1, max=1_000_000),
+    rate: float | None = typer.Option(
+        None, "--rate", min=1, help="Limit the Slack stand-in to this many posts a minute."
+    ),
+    naive: int = typer.Option(1000, "--naive", min=1, help="Recipients for the naive baseline."),
+    concurrency: int = typer.Option(2, "--concurrency", min=1, help="Worker processes."),
+    batch_size: int = typer.Option(500, "--batch-size", min=1, help="Deliveries per task."),
+) -> None:
+    """One occurrence to N people through the database, Redis, a worker and a Slack stand-in,
+    against the fastest plain client loop and one Celery task per recipient."""
+    from cadence.bench import fanout as run
+
+    result = run(
+        recipients,
+        naive_recipients=naive,
+        rate_per_minute=rate,
+        concurrency=concurrency,
+        batch_size=batch_size,
+    )
+    typer.echo(json.dumps(result, indent=2))
