@@ -21,7 +21,7 @@ from cadence.dispatch import tick
 from cadence.pacing import WorkspaceLimiter
 from cadence.runtime import Runtime
 from cadence.sending import SendReport, send_batch
-from cadence.store.models import Delivery, DeliveryStatus, Person
+from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence, Person
 from cadence.testing.slack_standin import SlackStandIn, SlackUser
 from cadence.testing.smtp_standin import SmtpStandIn
 from cadence.tokens import read_ack_token
@@ -380,3 +380,52 @@ def test_one_conversation_gets_at_most_one_message_a_second(
     waiting = [d for d in deliveries(session) if d.status == "pending"]
     assert [d.last_error for d in waiting] == ["channel spacing"]
     assert len(slack.messages()) == 1
+
+
+def test_send_test_delivers_one_real_message_now(
+    cli: Callable[..., Any],
+    session: Session,
+    slack: SlackStandIn,
+    smtp: SmtpStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CADENCE_SLACK_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("CADENCE_SLACK_API_URL", slack.base_url)
+    monkeypatch.setenv("CADENCE_SMTP_URL", smtp.url)
+    seed(session, people=[{"email": "ada@example.com", "slack": "U001"}])
+    message_id = session.scalar(select(Message.id))
+    result = cli("send-test", str(message_id), "--to", "ADA@example.com")
+    assert result.code == 0, result
+    assert "by slack: sent" in result.out
+    assert len(slack.messages()) == 1
+    by_email = cli("send-test", str(message_id), "--to", "ada@example.com", "--channel", "email")
+    assert by_email.code == 0, by_email
+    assert [m.rcpt_tos for m in smtp.messages] == [("ada@example.com",)]
+    # Test sends stay out of the plan: the repetition count starts at 0 all the same.
+    sequences = sorted(session.scalars(select(Occurrence.sequence)))
+    assert sequences == [-2, -1]
+    for args, expected in [
+        (("send-test", str(message_id), "--to", "nobody@example.com"), "no person"),
+        (("send-test", "999", "--to", "ada@example.com"), "no message with id 999"),
+        (
+            ("send-test", str(message_id), "--to", "ada@example.com", "--channel", "log"),
+            "not sent by log",
+        ),  # fmt: skip
+        (
+            ("send-test", str(message_id), "--to", "ada@example.com", "--wording", "3"),
+            "--wording must be",
+        ),  # fmt: skip
+    ]:
+        bad = cli(*args)
+        assert bad.code == 2 and expected in bad.err, (args, bad)
+
+
+def test_send_test_reports_a_failure_with_exit_1(
+    cli: Callable[..., Any], session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CADENCE_SLACK_BOT_TOKEN", raising=False)
+    seed(session, channels=["slack"], people=[{"email": "ada@example.com", "slack": "U001"}])
+    message_id = session.scalar(select(Message.id))
+    result = cli("send-test", str(message_id), "--to", "ada@example.com")
+    assert result.code == 1
+    assert "Slack is not configured" in result.out

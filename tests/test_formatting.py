@@ -118,7 +118,10 @@ def test_mrkdwn_never_has_a_raw_angle_bracket_outside_generated_links(text: str)
     assert re.search(r">[^ >\n]", stray) is None
 
 
-@given(st.lists(st.sampled_from(["<", ">", "&", "!channel", "@U1", "|", "[", "](", ")", "http://a", " ", "\n", "*", "`"])))  # fmt: skip
+PIECES = ["<", ">", "&", "!channel", "@U1", "|", "[", "](", ")", "http://a", " ", "\n", "*", "`"]
+
+
+@given(st.lists(st.sampled_from(PIECES)))
 def test_mrkdwn_built_from_hostile_pieces_never_pings(pieces: list[str]) -> None:
     out = to_mrkdwn("".join(pieces))
     stray = _stray_angles(out)
@@ -158,9 +161,7 @@ def test_html_formatting_tables_and_strikethrough() -> None:
 
 def test_text_spells_out_links_and_keeps_structure() -> None:
     out = to_text("# Title\n\nRead [the policy](https://example.com/p) now.\n\n- a\n- b")
-    assert out == (
-        "Title\n=====\n\nRead the policy (https://example.com/p) now.\n\n- a\n- b"
-    )
+    assert out == ("Title\n=====\n\nRead the policy (https://example.com/p) now.\n\n- a\n- b")
 
 
 # --- Block Kit ---------------------------------------------------------------------------------
