@@ -54,6 +54,7 @@ def list_deliveries(
             "attempts": d.attempts,
             "sent_at": d.sent_at.isoformat(timespec="seconds") if d.sent_at else None,
             "provider_id": d.provider_id,
+            "provider_channel": d.provider_channel,
             "last_error": d.last_error,
             "rendered": d.rendered,
         }

@@ -410,11 +410,11 @@ def test_send_test_delivers_one_real_message_now(
         (
             ("send-test", str(message_id), "--to", "ada@example.com", "--channel", "log"),
             "not sent by log",
-        ),  # fmt: skip
+        ),
         (
             ("send-test", str(message_id), "--to", "ada@example.com", "--wording", "3"),
             "--wording must be",
-        ),  # fmt: skip
+        ),
     ]:
         bad = cli(*args)
         assert bad.code == 2 and expected in bad.err, (args, bad)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from cadence.channels.base import Outgoing, Recipient
 from cadence.formatting import to_html, to_mrkdwn, to_text
 from cadence.formatting.email import email_parts
+from cadence.formatting.markdown import to_html_and_text
 from cadence.formatting.slack import (
     SECTION_LIMIT,
     delivery_id_from_value,
@@ -26,7 +27,7 @@ HOSTILE = (
 )
 ACK = "https://cadence.example/ack/abc.def-123"
 #: A `<` in mrkdwn is only ever the start of a link Cadence wrote.
-GENERATED_LINK = re.compile(r"<(?:https?://|mailto:)[^\s<>|]*(?:\|[^<>]*)?>")
+GENERATED_LINK = re.compile(r"<(?:https?://|mailto:)[^\s<>|]*(?:\|[^<>]*)?>", re.IGNORECASE)
 
 
 def _out(body: str = "Hello", **changes: Any) -> Outgoing:
@@ -68,6 +69,12 @@ def test_mrkdwn_links_escape_pipe_and_angle_in_text_and_url() -> None:
     out = to_mrkdwn("[a|b>c & <!channel>](https://x.example/p|q>r?a=1&b=2)")
     assert out == "<https://x.example/p%7Cq%3Er?a=1&amp;b=2|a\u2223b&gt;c &amp; &lt;!channel&gt;>"
     assert "<" not in _stray_angles(out)
+
+
+def test_mrkdwn_link_inside_link_text_stays_text() -> None:
+    assert to_mrkdwn("[see <https://a.example>](https://b.example)") == (
+        "<https://b.example|see https://a.example>"
+    )
 
 
 def test_mrkdwn_refuses_links_that_are_not_web_or_mail() -> None:
@@ -150,6 +157,19 @@ def test_html_links_are_only_web_or_mail() -> None:
     assert 'href="https://example.com/?a=1&amp;b=2"' in out
     assert 'href="mailto:x@example.com"' in out
     assert 'href="javascript' not in out.lower()
+
+
+def test_links_and_images_with_empty_addresses_keep_only_their_text() -> None:
+    md = "[click]() and ![pic <b>]()"
+    assert to_html(md) == "<p>click and pic &lt;b&gt;</p>\n"
+    assert to_mrkdwn(md) == "click and pic &lt;b&gt;"
+    assert to_text(md) == "click and pic <b>"
+    assert "<" not in to_mrkdwn("[]()")
+
+
+def test_one_parse_gives_the_same_html_and_text() -> None:
+    md = "Hi **Jo** <b>\n\n- [a](https://example.com)\n- b"
+    assert to_html_and_text(md) == (to_html(md), to_text(md))
 
 
 def test_html_formatting_tables_and_strikethrough() -> None:

@@ -21,6 +21,7 @@ def fanout(
     ),
     naive: int = typer.Option(1000, "--naive", min=1, help="Recipients for the naive baseline."),
     concurrency: int = typer.Option(2, "--concurrency", min=1, help="Worker processes."),
+    pool: str = typer.Option("prefork", "--pool", help="Worker pool: prefork or threads."),
     batch_size: int = typer.Option(500, "--batch-size", min=1, help="Deliveries per task."),
 ) -> None:
     """One occurrence to N people through the database, Redis, a worker and a Slack stand-in,
@@ -32,6 +33,7 @@ def fanout(
         naive_recipients=naive,
         rate_per_minute=rate,
         concurrency=concurrency,
+        pool=pool,
         batch_size=batch_size,
     )
     typer.echo(json.dumps(result, indent=2))

@@ -13,7 +13,7 @@ import css_inline
 from markupsafe import Markup
 
 from cadence.channels.base import Outgoing
-from cadence.formatting.markdown import to_html, to_text
+from cadence.formatting.markdown import to_html_and_text
 from cadence.rendering import render
 
 
@@ -30,18 +30,16 @@ def subject_line(title: str) -> str:
 def email_parts(out: Outgoing) -> tuple[str, str, str]:
     """(subject, text body, HTML body) for one delivery; both bodies carry the ack link."""
     note = (out.leader_note or "").strip()
+    title = " ".join(out.title.split())
+    body_html, body_text = to_html_and_text(out.body)
     text = render(
-        "email/body.txt",
-        title=" ".join(out.title.split()),
-        leader_note=note,
-        body=to_text(out.body),
-        ack_url=out.ack_url,
+        "email/body.txt", title=title, leader_note=note, body=body_text, ack_url=out.ack_url
     )
     page = render(
         "email/body.html",
-        title=" ".join(out.title.split()),
+        title=title,
         leader_note=note,
-        body=Markup(to_html(out.body)),
+        body=Markup(body_html),
         ack_url=out.ack_url,
     )
     return subject_line(out.title), text + "\n", _inliner().inline(page)

@@ -1,6 +1,6 @@
 """Message bodies are Markdown; this turns them into HTML, Slack mrkdwn and plain text.
 
-All three come from one markdown-it-py parse, so a body means the same thing everywhere. Raw
+All three come from the same markdown-it-py parser, so a body means the same thing everywhere. Raw
 HTML in a body is shown as text, never passed through, and links go only to http, https and
 mailto addresses. A newline in the body is a line break in every output, because authors
 write messages in a text box, not as wrapped Markdown.
@@ -14,19 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
-LINK_SCHEMES = ("http:", "https:", "mailto:")
+_ALLOWED_LINK = re.compile(r"(?:https?://[^/?#\s]+|mailto:\S+)", re.IGNORECASE)
 
 #: Slack has no escape for its formatting characters, so stray ones become lookalikes.
 _LOOKALIKES = {"*": "\u2217", "_": "\uff3f", "~": "\u223c", "`": "\u02cb"}
 _MARKERS = re.compile(r"[*_~`]")
 
 
+def allowed_link(url: str) -> bool:
+    """Only web and mail links: no javascript:, data:, file: or relative paths."""
+    return _ALLOWED_LINK.match(url.strip()) is not None
+
+
 class _Markdown(MarkdownIt):
     def validateLink(self, url: str) -> bool:
-        """Only web and mail links: no javascript:, data:, file: or relative paths."""
-        return url.strip().lower().startswith(LINK_SCHEMES)
+        return allowed_link(url)
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,10 +41,39 @@ def _parser() -> MarkdownIt:
     return md
 
 
+def _without_empty_links(tokens: list[Token]) -> list[Token]:
+    """Keep only the text of `[text]()` and `![alt]()`: markdown-it keeps those as a link
+    and an image with an empty address."""
+    for token in tokens:
+        if token.children:
+            kept: list[Token] = []
+            dropping = False
+            for child in token.children:
+                if child.type == "link_open" and not allowed_link(str(child.attrGet("href"))):
+                    dropping = True
+                elif child.type == "link_close" and dropping:
+                    dropping = False
+                elif child.type == "image" and not allowed_link(str(child.attrGet("src"))):
+                    kept.append(Token("text", "", 0, content=child.content))
+                else:
+                    kept.append(child)
+            token.children = kept
+    return tokens
+
+
+def _tokens(md: str) -> list[Token]:
+    return _without_empty_links(_parser().parse(md))
+
+
+def _html(tokens: list[Token]) -> str:
+    parser = _parser()
+    rendered: str = parser.renderer.render(tokens, parser.options, {})
+    return rendered
+
+
 def to_html(md: str) -> str:
     """HTML for an email; raw HTML in `md` comes out escaped, as text."""
-    rendered: str = _parser().render(md)
-    return rendered
+    return _html(_tokens(md))
 
 
 def slack_escape(text: str) -> str:
@@ -149,6 +183,7 @@ class _Writer:
         self.style = style
         self.open: dict[str, int] = {"strong": 0, "em": 0, "s": 0}
         self.list_depth = 0
+        self.in_link = False
 
     def blocks(self, node: SyntaxTreeNode) -> list[str]:
         rendered = (self.block(child) for child in node.children)
@@ -220,17 +255,15 @@ class _Writer:
             if self.open[kind] or not inner.strip():
                 return inner
             return f"{marker[kind]}{inner}{marker[kind]}"
-        if kind == "link":
+        if kind in ("link", "image"):
+            # An autolink inside a link's text is kept as text: links cannot nest.
+            outer = self.in_link
+            self.in_link = True
             text = "".join(self.inline(child) for child in node.children)
-            return self.style.link(str(node.attrs["href"]), text)
-        if kind == "image":
-            alt = "".join(self.inline(child) for child in node.children)
-            return self.style.link(str(node.attrs["src"]), alt)
+            self.in_link = outer
+            href = str(node.attrs["href" if kind == "link" else "src"])
+            return self.style.link(href, text) if allowed_link(href) and not outer else text
         return "".join(self.inline(child) for child in node.children)
-
-
-def _tree(md: str) -> SyntaxTreeNode:
-    return SyntaxTreeNode(_parser().parse(md))
 
 
 def to_mrkdwn_blocks(md: str) -> list[str]:
@@ -239,7 +272,7 @@ def to_mrkdwn_blocks(md: str) -> list[str]:
     Kept apart so that a long message can be split between Block Kit sections without
     cutting through a list or a code block.
     """
-    return _Writer(_MRKDWN).blocks(_tree(md))
+    return _Writer(_MRKDWN).blocks(SyntaxTreeNode(_tokens(md)))
 
 
 def to_mrkdwn(md: str) -> str:
@@ -251,4 +284,16 @@ def to_mrkdwn(md: str) -> str:
 
 def to_text(md: str) -> str:
     """A plain-text version for the text part of an email: light markers, links spelled out."""
-    return "\n\n".join(_Writer(_TEXT).blocks(_tree(md)))
+    return _text(_tokens(md))
+
+
+def _text(tokens: list[Token]) -> str:
+    return "\n\n".join(_Writer(_TEXT).blocks(SyntaxTreeNode(tokens)))
+
+
+@functools.lru_cache(maxsize=1024)
+def to_html_and_text(md: str) -> tuple[str, str]:
+    """`to_html` and `to_text` from one parse, which is most of their cost. Cached because
+    a body with no personal details reads the same for everyone it goes to."""
+    tokens = _tokens(md)
+    return _html(tokens), _text(tokens)

@@ -8,6 +8,7 @@ and nothing the author wrote can ping a channel.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from cadence.channels.base import Outgoing
@@ -120,29 +121,42 @@ def slack_message(
     The fallback is what notifications and screen readers show; the blocks carry the whole
     message and the "Got it" / "I have a question" buttons, whose value names the delivery.
     """
-    body = [text for text in split_sections(to_mrkdwn_blocks(out.body)) if text.strip()]
+    fallback, text = _content(out.title, out.body, out.leader_note, question_enabled)
+    blocks: list[dict[str, Any]] = json.loads(text)
+    value = action_value(out.delivery_id)
+    for element in blocks[-1]["elements"]:
+        element["value"] = value
+    return fallback, blocks
+
+
+@lru_cache(maxsize=1024)
+def _content(
+    title: str, body_md: str, leader_note: str | None, question_enabled: bool
+) -> tuple[str, str]:
+    """The message without its delivery id, as JSON text. Everyone on a team whose message
+    reads the same shares one conversion, which is most of the cost of a fan-out."""
+    body = [text for text in split_sections(to_mrkdwn_blocks(body_md)) if text.strip()]
     note: list[str] = []
-    if out.leader_note and out.leader_note.strip():
-        lead = f"*{NOTE_LEAD}* {slack_escape(out.leader_note.strip())}"
+    if leader_note and leader_note.strip():
+        lead = f"*{NOTE_LEAD}* {slack_escape(leader_note.strip())}"
         note = split_sections([lead])[:MAX_NOTE_BLOCKS]
     room = MAX_BLOCKS - 2 - len(note)
     if len(body) > room:
         body = [*body[: room - 1], TOO_LONG]
-    fallback = slack_escape(" ".join(out.title.split()))
+    fallback = slack_escape(" ".join(title.split()))
     if body:
         fallback = f"{fallback}\n\n{body[0]}"
     text = render(
         "slack/message.json.j2",
-        title=header_text(out.title),
+        title=header_text(title),
         body=body,
         note=note,
-        value=action_value(out.delivery_id),
+        value=action_value(0),
         ack_action=ACK_ACTION_ID,
         question_action=QUESTION_ACTION_ID,
         question_enabled=question_enabled,
     )
-    blocks: list[dict[str, Any]] = json.loads(text)
-    return _shorten(fallback, FALLBACK_LIMIT), blocks
+    return _shorten(fallback, FALLBACK_LIMIT), text
 
 
 def slack_metadata(out: Outgoing) -> dict[str, Any]:

@@ -1150,7 +1150,7 @@ class SlackStandInProcess:
     `slack.stats().posts_per_second` gives the server's own view of the same run.
 
     On the 2-core development machine, 5,000 posts that way ran at 2,300-5,100 calls/s
-    (about 3,500 typically, swinging with other load), the client process being the
+    (about 3,000 typically, swinging with other load), the client process being the
     bottleneck; a bare aiohttp client gets about 6,500 calls/s from the stand-in.
     """
 
