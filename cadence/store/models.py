@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -17,6 +18,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -104,6 +107,14 @@ class Message(Base):
     # others as fallbacks. "all": everyone on every channel in `channels`.
     channel_mode: Mapped[str] = mapped_column(String(8), default="first", server_default="first")
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Acknowledgements of versions before this one no longer count (a material edit that
+    # a comms user asked people to acknowledge again).
+    ack_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Reminders: after this many hours without an answer (NULL: the default; 0: never), at
+    # most `max_reminders` times, then one digest to each manager (`escalate`).
+    remind_after_hours: Mapped[float | None] = mapped_column(Float)
+    max_reminders: Mapped[int | None] = mapped_column(Integer)
+    escalate: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -156,14 +167,25 @@ class Occurrence(Base):
 
     __tablename__ = "occurrences"
     __table_args__ = (
-        UniqueConstraint("message_id", "sequence", "zone"),
+        UniqueConstraint(
+            "message_id",
+            "purpose",
+            "sequence",
+            "zone",
+            "follow_up",
+            name="uq_occurrences_message_purpose_sequence_zone_follow_up",
+        ),
         Index("ix_occurrences_status_due", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
-    # "cadence" for a planned repetition, "test" for `cadence send-test` (kept out of figures).
+    # "cadence" for a planned repetition, "test" for `cadence send-test` (kept out of
+    # figures), "reminder" and "escalation" for the follow-ups of an unanswered occurrence.
     purpose: Mapped[str] = mapped_column(String(16), default="cadence", server_default="cadence")
+    # For a reminder or escalation: the occurrence it follows up, and which follow-up it is.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("occurrences.id"), index=True)
+    follow_up: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sequence: Mapped[int] = mapped_column(Integer)  # repetition number, from 0
     zone: Mapped[str] = mapped_column(String(64))
     local_time: Mapped[datetime] = mapped_column()  # naive wall-clock time in `zone`
@@ -206,6 +228,10 @@ class Delivery(Base):
     maybe_sent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set on a delivery made because this person could not be reached on another channel.
     fallback_from_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    # Extra content of its own kind: a manager's digest lists who has not answered.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # When an acknowledgement was last shown on the sent message (Slack's chat.update).
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rendered: Mapped[str | None] = mapped_column(Text)
     last_error: Mapped[str | None] = mapped_column(Text)
 
@@ -214,16 +240,36 @@ class Delivery(Base):
 
 
 class Acknowledgement(Base):
-    """A recipient's answer to a delivery."""
+    """A recipient's answer to a delivery: "ack" or "question", with an optional clarity.
+
+    Every click is kept. The first answer of a person to an occurrence (for one version of
+    the message) is the one that counts (`counted`); later ones are kept as repeats. The
+    occurrence is the one planned from the cadence, whatever reminder the click came from.
+    """
 
     __tablename__ = "acknowledgements"
+    __table_args__ = (
+        Index(
+            "uq_acknowledgements_counted",
+            "occurrence_id",
+            "person_id",
+            "message_version",
+            unique=True,
+            sqlite_where=text("counted"),
+            postgresql_where=text("counted"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE"), index=True
+    )
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # "ack" or "question"
     question: Mapped[str | None] = mapped_column(Text)
     clarity: Mapped[int | None] = mapped_column(Integer)
     message_version: Mapped[int] = mapped_column(Integer, default=1)
     via: Mapped[str] = mapped_column(String(16))
+    counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

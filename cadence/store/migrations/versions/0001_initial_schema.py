@@ -74,7 +74,9 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["message_id"], ["messages.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("message_id", "sequence", "zone"),
+        sa.UniqueConstraint(
+            "message_id", "sequence", "zone", name="uq_occurrences_message_id_sequence_zone"
+        ),
     )
     with op.batch_alter_table("occurrences", schema=None) as batch_op:
         batch_op.create_index("ix_occurrences_status_due", ["status", "due_at"], unique=False)

@@ -1,0 +1,1 @@
+"""The web app: Slack interactions, acknowledgement pages, health and metrics."""

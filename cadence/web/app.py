@@ -1,0 +1,44 @@
+"""The FastAPI app factory: `create_app(settings)` for uvicorn, `build_app(deps)` for tests."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from cadence.broker import redis_client
+from cadence.config import Settings
+from cadence.runtime import Runtime
+from cadence.web.deps import WebDeps
+
+
+def build_app(deps: WebDeps) -> FastAPI:
+    from cadence.web import ack_pages, health, slack_interactions
+
+    app = FastAPI(
+        title="Cadence",
+        description="Acknowledgements from Slack and email, health and metrics.",
+        version="0.1.0",
+    )
+    app.state.deps = deps
+    app.include_router(health.router(deps))
+    app.include_router(ack_pages.router(deps))
+    app.include_router(slack_interactions.router(deps))
+    return app
+
+
+def create_app(settings: Settings, redis_url: str) -> FastAPI:
+    """The app with its real dependencies: the database, Redis, and Celery for slow work."""
+    from cadence.worker import make_celery
+
+    runtime = Runtime(settings)
+    celery = make_celery(settings, redis_url)
+
+    def send_task(name: str, args: list[object]) -> None:
+        celery.send_task(name, args=args)
+
+    deps = WebDeps(
+        settings=settings,
+        sessions=runtime.sessions,
+        redis=redis_client(redis_url),
+        send_task=send_task,
+    )
+    return build_app(deps)
