@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     slack_channel_gap_seconds: float = Field(default=1.0, ge=0, le=60)
     slack_concurrency: int = Field(default=32, ge=1, le=256)
     slack_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Reminders for people who have not acknowledged, unless a message says otherwise.
+    remind_after_hours: float = Field(default=24.0, ge=0, le=24 * 60)
+    max_reminders: int = Field(default=2, ge=0, le=20)
+    escalate: bool = True
+    # Reminders go out in working hours, in each recipient's own zone.
+    work_start: str = "09:00"
+    work_end: str = "17:30"
+    work_days: str = "mon,tue,wed,thu,fri"
     # After this many attempts a delivery that keeps failing temporarily fails for good.
     max_attempts: int = Field(default=8, ge=1, le=100)
 

@@ -16,8 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from cadence.acks import unanswered_recipients
 from cadence.audience import Audience, audience_filter, effective_zone
+from cadence.planning.followups import FollowUpPolicy, WorkingHours, next_follow_up
 from cadence.planning.planner import plan
+from cadence.planning.recurrence import zone
 from cadence.store.bulk import affected, insert_ignoring_duplicates
 from cadence.store.db import session_scope
 from cadence.store.models import (
@@ -45,6 +48,12 @@ class DispatchPolicy:
     stuck_after: timedelta
     max_lateness: timedelta
     claim_limit: int = 100
+    remind_after_hours: float = 24.0
+    max_reminders: int = 2
+    escalate: bool = True
+    working_hours: WorkingHours = field(
+        default_factory=lambda: WorkingHours.parse("09:00", "17:30", "mon,tue,wed,thu,fri")
+    )
 
 
 @dataclass
@@ -135,6 +144,29 @@ def write_deliveries(
         occurrence.status = OccurrenceStatus.SKIPPED.value
         occurrence.note = skip
         return 0, f"occurrence {occurrence.id} of message {message.id}: {skip}"
+    if occurrence.purpose == "reminder":
+        written = _write_reminders(session, message, occurrence, now)
+    elif occurrence.purpose == "escalation":
+        written = _write_digests(session, message, occurrence, now)
+    else:
+        written = _write_audience(session, message, occurrence, policy, now)
+    occurrence.status = OccurrenceStatus.DISPATCHED.value
+    occurrence.dispatched_at = now
+    if written == 0:
+        occurrence.note = occurrence.note or "no recipients"
+    # A reminder that found everyone had answered ends the chain.
+    if occurrence.purpose == "cadence" or (occurrence.purpose == "reminder" and written):
+        _plan_follow_up(session, message, occurrence, policy, now)
+    return written, None
+
+
+def _write_audience(
+    session: Session,
+    message: Message,
+    occurrence: Occurrence,
+    policy: DispatchPolicy,
+    now: datetime,
+) -> int:
     wordings = 1 + len(message.variants)
     variant = occurrence.sequence % wordings
     written = 0
@@ -153,11 +185,117 @@ def write_deliveries(
             for channel in channels_for(preferred, message.channels, message.channel_mode)
         ]
         written += insert_ignoring_duplicates(session, Delivery, rows)
-    occurrence.status = OccurrenceStatus.DISPATCHED.value
-    occurrence.dispatched_at = now
-    if written == 0:
-        occurrence.note = "no recipients in this zone"
-    return written, None
+    return written
+
+
+def _root(session: Session, occurrence: Occurrence) -> Occurrence:
+    root = session.get(Occurrence, occurrence.parent_id) if occurrence.parent_id else None
+    return root or occurrence
+
+
+def _write_reminders(
+    session: Session, message: Message, occurrence: Occurrence, now: datetime
+) -> int:
+    """The same wording again, to everyone sent the occurrence who has not answered."""
+    root = _root(session, occurrence)
+    waiting = unanswered_recipients(session, root)
+    written = 0
+    for start in range(0, len(waiting), 1000):
+        ids = waiting[start : start + 1000]
+        preferred = dict(
+            session.execute(select(Person.id, Person.channel).where(Person.id.in_(ids))).all()
+        )
+        rows = [
+            {
+                "occurrence_id": occurrence.id,
+                "person_id": person_id,
+                "channel": channel,
+                "variant": root.sequence % (1 + len(message.variants)),
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "created_at": now,
+            }
+            for person_id in ids
+            for channel in channels_for(
+                preferred.get(person_id), message.channels, message.channel_mode
+            )
+        ]
+        written += insert_ignoring_duplicates(session, Delivery, rows)
+    return written
+
+
+def _write_digests(
+    session: Session, message: Message, occurrence: Occurrence, now: datetime
+) -> int:
+    """One delivery to each manager, listing their people who still have not answered."""
+    root = _root(session, occurrence)
+    waiting = unanswered_recipients(session, root)
+    by_manager: dict[int, list[dict[str, str]]] = {}
+    for start in range(0, len(waiting), 1000):
+        ids = waiting[start : start + 1000]
+        manager = aliased(Person)
+        for name, email, manager_id in session.execute(
+            select(Person.name, Person.email, Person.manager_id)
+            .join(manager, Person.manager_id == manager.id)
+            .where(Person.id.in_(ids), manager.active.is_(True))
+            .order_by(Person.name)
+        ):
+            if manager_id is not None:  # the join already requires one
+                by_manager.setdefault(manager_id, []).append({"name": name, "email": email})
+    if not by_manager:
+        return 0
+    preferred = dict(
+        session.execute(
+            select(Person.id, Person.channel).where(Person.id.in_(list(by_manager)))
+        ).all()
+    )
+    rows = [
+        {
+            "occurrence_id": occurrence.id,
+            "person_id": manager_id,
+            "channel": channels_for(preferred.get(manager_id), message.channels, "first")[0],
+            "variant": 0,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "created_at": now,
+            "payload": {"people": people, "root_occurrence_id": root.id},
+        }
+        for manager_id, people in by_manager.items()
+    ]
+    return insert_ignoring_duplicates(session, Delivery, rows)
+
+
+def _plan_follow_up(
+    session: Session,
+    message: Message,
+    occurrence: Occurrence,
+    policy: DispatchPolicy,
+    now: datetime,
+) -> None:
+    follow = FollowUpPolicy.of(
+        message, policy.remind_after_hours, policy.max_reminders, policy.escalate
+    )
+    root = _root(session, occurrence)
+    nxt = next_follow_up(occurrence.follow_up, now, follow, policy.working_hours, zone(root.zone))
+    if nxt is None:
+        return
+    insert_ignoring_duplicates(
+        session,
+        Occurrence,
+        [
+            {
+                "message_id": message.id,
+                "purpose": nxt.purpose,
+                "parent_id": root.id,
+                "follow_up": nxt.number,
+                "sequence": root.sequence,
+                "zone": root.zone,
+                "local_time": nxt.due_at.astimezone(zone(root.zone)).replace(tzinfo=None),
+                "due_at": nxt.due_at,
+                "status": OccurrenceStatus.PLANNED.value,
+            }
+        ],
+    )
 
 
 def _skip_reason(

@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 from cadence.channels.base import Channel, Outcome, OutcomeKind, Outgoing, Recipient
 from cadence.dispatch import fallback_channel
 from cadence.errors import CadenceError
+from cadence.formatting.markdown import md_escape
 from cadence.personalise import context_for_person, personalise
+from cadence.rendering import render
 from cadence.store.bulk import insert_ignoring_duplicates
 from cadence.store.db import session_scope
 from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence, Person
@@ -71,8 +73,22 @@ def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
     message: Message = delivery.occurrence.message
     wordings = message.wordings()
     person = delivery.person
-    context = context_for_person(person, message.title, policy.org_zone)
-    body = personalise(wordings[delivery.variant % len(wordings)], context)
+    purpose = delivery.occurrence.purpose
+    title = message.title
+    answerable = True
+    if purpose == "escalation":
+        people = [
+            {"name": md_escape(p["name"]), "email": md_escape(p["email"])}
+            for p in (delivery.payload or {}).get("people", [])
+        ]
+        title = f"Not yet acknowledged: {message.title}"
+        body = render("digest/body.md", people=people, title=md_escape(message.title))
+        answerable = False
+    else:
+        if purpose == "reminder":
+            title = f"Reminder: {message.title}"
+        context = context_for_person(person, message.title, policy.org_zone)
+        body = personalise(wordings[delivery.variant % len(wordings)], context)
     token = make_ack_token(policy.secret_key, delivery.id, person.id)
     return Outgoing(
         delivery_id=delivery.id,
@@ -83,11 +99,12 @@ def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
             slack_user_id=person.slack_user_id,
             timezone=person.timezone or policy.org_zone,
         ),
-        title=message.title,
+        title=title,
         body=body,
-        ack_url=ack_url(policy.base_url, token),
+        ack_url=ack_url(policy.base_url, token) if answerable else "",
         attempt=delivery.attempts,
         maybe_sent=delivery.maybe_sent,
+        answerable=answerable,
     )
 
 

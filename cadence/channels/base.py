@@ -41,6 +41,8 @@ class Outgoing:
     # A previous attempt was cut off mid-send (a worker died): it may have gone out already,
     # so a channel that can check should look before sending again.
     maybe_sent: bool = False
+    # False for what is only information (a manager's digest): no buttons, no ack link.
+    answerable: bool = True
 
 
 class OutcomeKind(StrEnum):

@@ -33,7 +33,12 @@ def email_parts(out: Outgoing) -> tuple[str, str, str]:
     title = " ".join(out.title.split())
     body_html, body_text = to_html_and_text(out.body)
     text = render(
-        "email/body.txt", title=title, leader_note=note, body=body_text, ack_url=out.ack_url
+        "email/body.txt",
+        title=title,
+        leader_note=note,
+        body=body_text,
+        ack_url=out.ack_url,
+        answerable=out.answerable,
     )
     page = render(
         "email/body.html",
@@ -41,5 +46,6 @@ def email_parts(out: Outgoing) -> tuple[str, str, str]:
         leader_note=note,
         body=Markup(body_html),
         ack_url=out.ack_url,
+        answerable=out.answerable,
     )
     return subject_line(out.title), text + "\n", _inliner().inline(page)

@@ -297,3 +297,12 @@ def to_html_and_text(md: str) -> tuple[str, str]:
     a body with no personal details reads the same for everyone it goes to."""
     tokens = _tokens(md)
     return _html(tokens), _text(tokens)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~&])")
+
+
+def md_escape(text: str) -> str:
+    """Text from the directory (a name, an email) placed in Markdown we write ourselves:
+    every character Markdown could read as formatting is backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -123,6 +123,8 @@ def slack_message(
     """
     fallback, text = _content(out.title, out.body, out.leader_note, question_enabled)
     blocks: list[dict[str, Any]] = json.loads(text)
+    if not out.answerable:
+        return fallback, blocks[:-1]  # the buttons are always the last block
     value = action_value(out.delivery_id)
     for element in blocks[-1]["elements"]:
         element["value"] = value
