@@ -139,11 +139,11 @@ def record_answer(
         kind=answer.kind.value,
         question=answer.question,
         clarity=answer.clarity,
-        message_version=message.version,
+        message_version=delivery.content_version or message.version,
         via=via,
         created_at=now,
     )
-    row.counted = not _answered(session, root.id, person.id, message.version)
+    row.counted = not _answered(session, root.id, person.id, row.message_version)
     if row.counted:
         # Two clicks at once: the unique index lets one count; the other becomes a repeat.
         try:
@@ -207,7 +207,7 @@ def _settle(session: Session, root: Occurrence, person_id: int, now: datetime) -
     follow_ups = list(
         session.scalars(
             select(Occurrence.id).where(
-                Occurrence.parent_id == root.id, Occurrence.purpose == "reminder"
+                Occurrence.parent_id == root.id, Occurrence.purpose.in_(("reminder", "reack"))
             )
         )
     )

@@ -144,7 +144,7 @@ def write_deliveries(
         occurrence.status = OccurrenceStatus.SKIPPED.value
         occurrence.note = skip
         return 0, f"occurrence {occurrence.id} of message {message.id}: {skip}"
-    if occurrence.purpose == "reminder":
+    if occurrence.purpose in ("reminder", "reack"):
         written = _write_reminders(session, message, occurrence, now)
     elif occurrence.purpose == "escalation":
         written = _write_digests(session, message, occurrence, now)

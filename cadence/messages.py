@@ -14,7 +14,7 @@ from cadence.channels.registry import available_channels
 from cadence.errors import InputError
 from cadence.personalise import check_template
 from cadence.planning.recurrence import parse_rule, zone
-from cadence.store.bulk import affected
+from cadence.store.bulk import affected, insert_ignoring_duplicates
 from cadence.store.models import (
     Cadence,
     Delivery,
@@ -50,6 +50,9 @@ class CoreMessageSpec:
     variants: list[str] = field(default_factory=list)
     channels: list[str] = field(default_factory=lambda: ["slack", "email"])
     channel_mode: str = "first"  # or "all"
+    remind_after_hours: float | None = None  # None: the default from settings
+    max_reminders: int | None = None
+    escalate: bool | None = None
 
 
 def combine_start(start: str, at: str | None) -> datetime:
@@ -73,21 +76,8 @@ def combine_start(start: str, at: str | None) -> datetime:
 
 def validate_spec(spec: CoreMessageSpec) -> list[str]:
     """Every problem with a message definition, as lines for one InputError."""
-    problems: list[str] = []
-    if not spec.title.strip():
-        problems.append("title is empty")
-    elif len(spec.title) > MAX_TITLE:
-        problems.append(f"title is longer than {MAX_TITLE} characters")
-    for label, text in [("body", spec.body)] + [
-        (f"variant {i}", v) for i, v in enumerate(spec.variants, start=1)
-    ]:
-        if not text.strip():
-            problems.append(f"{label} is empty")
-        elif len(text) > MAX_BODY:
-            problems.append(f"{label} is longer than {MAX_BODY} characters")
-        else:
-            # Caught now, not at send time for each of thousands of people.
-            problems += check_template(text, label)
+    problems = validate_content(spec.title, spec.body, spec.variants)
+    problems += validate_followups(spec.remind_after_hours, spec.max_reminders)
     known = available_channels()
     if not spec.channels:
         problems.append("no channel given")
@@ -124,6 +114,9 @@ def add_core_message(session: Session, spec: CoreMessageSpec, now: datetime) -> 
         audience=spec.audience.to_json(),
         channels=list(dict.fromkeys(spec.channels)),
         channel_mode=spec.channel_mode,
+        remind_after_hours=spec.remind_after_hours,
+        max_reminders=spec.max_reminders,
+        escalate=spec.escalate,
         version=1,
         created_at=now,
         updated_at=now,
@@ -222,4 +215,126 @@ def describe(message: Message) -> dict[str, Any]:
         "timezone": (cad.timezone or "recipient") if cad else None,
         "variants": 1 + len(message.variants),
         "version": message.version,
+        "ack_version": message.ack_version,
+        "remind_after_hours": message.remind_after_hours,
+        "max_reminders": message.max_reminders,
+        "escalate": message.escalate,
     }
+
+
+@dataclass
+class MessageEdit:
+    """Changes to a message; None leaves a field as it is."""
+
+    title: str | None = None
+    body: str | None = None
+    variants: list[str] | None = None  # replaces every extra wording
+    require_reack: bool = False
+    remind_after_hours: float | None = None
+    max_reminders: int | None = None
+    escalate: bool | None = None
+
+
+@dataclass(frozen=True)
+class EditResult:
+    message: Message
+    material: bool
+    reack_sends: int
+
+
+def edit_message(session: Session, message_id: int, edit: MessageEdit, now: datetime) -> EditResult:
+    """Apply an edit. A change of title or wording is material: the version goes up, and
+    with `require_reack` earlier acknowledgements stop counting and everyone sent the latest
+    repetition who has not acknowledged the new version gets it again now."""
+    message = get_message(session, message_id)
+    if message.status == MessageStatus.CANCELLED.value:
+        raise InputError(f"message {message_id} is cancelled and cannot be edited")
+    title = edit.title if edit.title is not None else message.title
+    body = edit.body if edit.body is not None else message.body
+    variants = edit.variants if edit.variants is not None else [v.body for v in message.variants]
+    problems = validate_content(title, body, variants)
+    problems += validate_followups(edit.remind_after_hours, edit.max_reminders)
+    material = (title.strip(), body, variants) != (
+        message.title,
+        message.body,
+        [v.body for v in message.variants],
+    )
+    if edit.require_reack and not material:
+        problems.append("--require-reack needs a changed title or wording")
+    if problems:
+        raise InputError("edit refused:", problems)
+    if material:
+        message.title = title.strip()
+        message.body = body
+        message.variants = [Variant(position=i, body=b) for i, b in enumerate(variants, start=1)]
+        message.version += 1
+    if edit.remind_after_hours is not None:
+        message.remind_after_hours = edit.remind_after_hours
+    if edit.max_reminders is not None:
+        message.max_reminders = edit.max_reminders
+    if edit.escalate is not None:
+        message.escalate = edit.escalate
+    message.updated_at = now
+    sends = 0
+    if edit.require_reack:
+        message.ack_version = message.version
+        sends = _plan_reack(session, message, now)
+    session.flush()
+    return EditResult(message, material, sends)
+
+
+def _plan_reack(session: Session, message: Message, now: datetime) -> int:
+    """An occurrence due now for the latest repetition in each zone, sent to whoever has
+    not acknowledged the new version (decided when it is dispatched)."""
+    latest = session.execute(
+        select(Occurrence)
+        .where(Occurrence.message_id == message.id, Occurrence.purpose == "cadence")
+        .where(Occurrence.status == OccurrenceStatus.DISPATCHED.value)
+        .order_by(Occurrence.zone, Occurrence.sequence.desc())
+    ).scalars()
+    newest: dict[str, Occurrence] = {}
+    for occurrence in latest:
+        newest.setdefault(occurrence.zone, occurrence)
+    rows = [
+        {
+            "message_id": message.id,
+            "purpose": "reack",
+            "parent_id": root.id,
+            "follow_up": message.version,
+            "sequence": root.sequence,
+            "zone": root.zone,
+            "local_time": root.local_time,
+            "due_at": now,
+            "status": OccurrenceStatus.PLANNED.value,
+        }
+        for root in newest.values()
+    ]
+    return insert_ignoring_duplicates(session, Occurrence, rows)
+
+
+def validate_content(title: str, body: str, variants: list[str]) -> list[str]:
+    problems: list[str] = []
+    if not title.strip():
+        problems.append("title is empty")
+    elif len(title) > MAX_TITLE:
+        problems.append(f"title is longer than {MAX_TITLE} characters")
+    for label, text in [("body", body)] + [
+        (f"variant {i}", v) for i, v in enumerate(variants, start=1)
+    ]:
+        if not text.strip():
+            problems.append(f"{label} is empty")
+        elif len(text) > MAX_BODY:
+            problems.append(f"{label} is longer than {MAX_BODY} characters")
+        else:
+            # Caught now, not at send time for each of thousands of people.
+            problems += check_template(text, label)
+    return problems
+
+
+def validate_followups(remind_after_hours: float | None, max_reminders: int | None) -> list[str]:
+    problems = []
+    if remind_after_hours is not None and not 0 <= remind_after_hours <= 24 * 60:
+        problems.append("--remind-after must be from 0 (never) to 1440 hours")
+    if max_reminders is not None and not 0 <= max_reminders <= 20:
+        problems.append("--max-reminders must be from 0 to 20")
+    return problems

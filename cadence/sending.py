@@ -87,6 +87,8 @@ def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
     else:
         if purpose == "reminder":
             title = f"Reminder: {message.title}"
+        elif purpose == "reack":
+            title = f"Updated: {message.title}"
         context = context_for_person(person, message.title, policy.org_zone)
         body = personalise(wordings[delivery.variant % len(wordings)], context)
     token = make_ack_token(policy.secret_key, delivery.id, person.id)
@@ -139,9 +141,11 @@ def send_batch(
         return report
     by_channel: dict[str, list[Outgoing]] = defaultdict(list)
     outcomes: list[Outcome] = []
+    versions: dict[int, int] = {}
     with session_scope(sessions) as session:
         deliveries = _load(session, mine)
         for delivery in deliveries:
+            versions[delivery.id] = delivery.occurrence.message.version
             try:
                 by_channel[delivery.channel].append(prepare(delivery, policy))
             except CadenceError as exc:
@@ -150,7 +154,7 @@ def send_batch(
         outcomes += _send_through(channels, channel_name, batch)
     bodies = {o.delivery_id: o.body for batch in by_channel.values() for o in batch}
     with session_scope(sessions) as session:
-        record(session, outcomes, bodies, policy, now, report)
+        record(session, outcomes, bodies, versions, policy, now, report)
     return report
 
 
@@ -176,6 +180,7 @@ def record(
     session: Session,
     outcomes: Sequence[Outcome],
     bodies: dict[int, str],
+    versions: dict[int, int],
     policy: SendPolicy,
     now: datetime,
     report: SendReport,
@@ -210,6 +215,7 @@ def record(
                     "b_provider_id": outcome.provider_id,
                     "b_provider_channel": outcome.provider_channel,
                     "b_rendered": outcome.rendered or bodies.get(delivery.id),
+                    "b_version": versions.get(delivery.id),
                 }
             )
             report.sent += 1
@@ -239,6 +245,7 @@ def record(
                 provider_id=bindparam("b_provider_id"),
                 provider_channel=bindparam("b_provider_channel"),
                 rendered=bindparam("b_rendered"),
+                content_version=bindparam("b_version"),
                 last_error=None,
                 maybe_sent=False,
             ),

@@ -192,3 +192,25 @@ def test_commands_refuse_an_uninitialised_database(
     result = cli("message", "list")
     assert result.code == 2
     assert "not initialised: run `cadence init`" in result.err
+
+
+def test_edit_makes_a_new_version_only_when_the_wording_changes(cli: Cli, session: Session) -> None:
+    seed_people(session)
+    message_id = json.loads(cli(*add_args("--everyone", "--format", "json")).out)[0]["id"]
+    same = cli("message", "edit", str(message_id), "--max-reminders", "1", "--no-escalate")
+    assert same.code == 0 and "still version 1" in same.out
+    changed = cli("message", "edit", str(message_id), "--title", "Own every outcome")
+    assert changed.code == 0 and "now version 2" in changed.out
+    shown = json.loads(cli("message", "show", str(message_id), "--format", "json").out)
+    assert (shown["title"], shown["version"], shown["max_reminders"], shown["escalate"]) == (
+        "Own every outcome", 2, 1, False,
+    )  # fmt: skip
+    for args, expected in [
+        (("--remind-after", "-1"), "--remind-after must be"),
+        (("--body", "{{ person.__class__ }}"), "body"),
+        (("--body", "x", "--body-file", "y.md"), "not both"),
+    ]:
+        bad = cli("message", "edit", str(message_id), *args)
+        assert bad.code == 2 and expected in bad.err, (args, bad)
+    session.expire_all()
+    assert session.scalar(select(Message.version).where(Message.id == message_id)) == 2

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadence.acks import make_answer, record_answer
+from cadence.acks import NotRecipient, make_answer, record_answer
 from cadence.audience import Audience
 from cadence.channels.registry import make_channel
 from cadence.dispatch import tick
+from cadence.errors import InputError
+from cadence.messages import MessageEdit, edit_message
 from cadence.planning.followups import WorkingHours
 from cadence.runtime import Runtime
 from cadence.sending import send_batch
@@ -167,3 +172,104 @@ def test_working_hours_follow_each_zone_and_daylight_saving() -> None:
     assert opens.astimezone(sydney).isoformat() == "2026-04-06T09:00:00+10:00"
     inside = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)  # Monday 11:00 in Sydney
     assert HOURS.next_open(inside, sydney) == inside
+
+
+def test_material_edit_with_reack_resends_to_whoever_acknowledged_the_old_version(
+    runtime: Runtime, session: Session, cli: Any
+) -> None:
+    for email in ("ada@example.com", "bob@example.com"):
+        f.person(session, email)
+    message = f.core_message(
+        session,
+        rrule="FREQ=WEEKLY",
+        start=datetime(2026, 3, 2, 9),
+        timezone="UTC",
+        audience=Audience(people=("ada@example.com", "bob@example.com")),
+    )
+    message.remind_after_hours = 0
+    session.commit()
+    run(runtime, MONDAY_9)
+    for delivery in session.scalars(select(Delivery)).all():
+        record_answer(session, delivery.id, make_answer("ack"), via="email",
+                      now=MONDAY_9, person_id=delivery.person_id)  # fmt: skip
+    session.commit()
+    status = json.loads(cli("ack-status", str(message.id), "--format", "json").out)
+    assert all(row["answered"] for row in status)
+
+    refused = cli("message", "edit", str(message.id), "--require-reack")
+    assert refused.code == 2 and "needs a changed title or wording" in refused.err
+    later = MONDAY_9 + timedelta(hours=1)
+    result = edit_message(
+        session,
+        message.id,
+        MessageEdit(body="The customer's problem, solved.", require_reack=True),
+        later,
+    )
+    session.commit()
+    assert result.material and result.message.version == 2 and result.reack_sends == 1
+    status = json.loads(cli("ack-status", str(message.id), "--format", "json").out)
+    assert not any(row["answered"] for row in status)
+
+    run(runtime, later)
+    resent = sent_to(session, "reack")
+    assert sorted(e for e, _ in resent) == ["ada@example.com", "bob@example.com"]
+    update = session.scalar(select(Delivery).join(Occurrence).where(Occurrence.purpose == "reack"))
+    assert update is not None and update.rendered is not None
+    assert "Updated: Own the outcome" in update.rendered
+    assert "The customer's problem, solved." in update.rendered
+    assert update.content_version == 2
+    # Acknowledging the update counts for version 2; the old answers are kept, marked v1.
+    record_answer(session, update.id, make_answer("ack", clarity=9), via="slack",
+                  now=later, person_id=update.person_id)  # fmt: skip
+    session.commit()
+    rows = json.loads(cli("acks", "--message", str(message.id), "--format", "json").out)
+    assert sorted(r["version"] for r in rows) == [1, 1, 2]
+    status = {r["person"]: r["answered"] for r in json.loads(
+        cli("ack-status", str(message.id), "--format", "json").out)}  # fmt: skip
+    assert status == {
+        update.person.email: True,
+        ({"ada@example.com", "bob@example.com"} - {update.person.email}).pop(): False,
+    }
+    table = cli("ack-status", str(message.id))
+    assert "1 of 2 acknowledged" in table.out and "not yet:" in table.out
+
+
+def test_repeat_clicks_count_once_and_only_the_recipient_may_answer(
+    runtime: Runtime, session: Session, cli: Any
+) -> None:
+    f.person(session, "ada@example.com")
+    other = f.person(session, "eve@example.com")
+    f.core_message(session, rrule="FREQ=WEEKLY", start=datetime(2026, 3, 2, 9),
+                   timezone="UTC", audience=Audience(people=("ada@example.com",)))  # fmt: skip
+    session.commit()
+    run(runtime, MONDAY_9)
+    delivery = session.scalar(select(Delivery))
+    assert delivery is not None
+    with pytest.raises(NotRecipient):
+        record_answer(session, delivery.id, make_answer("ack"), via="email", now=MONDAY_9,
+                      person_id=other.id)  # fmt: skip
+    first = record_answer(session, delivery.id, make_answer("ack"), via="email",
+                          now=MONDAY_9, person_id=delivery.person_id)  # fmt: skip
+    again = record_answer(session, delivery.id, make_answer("question", "Why?"), via="slack",
+                          now=MONDAY_9, person_id=delivery.person_id)  # fmt: skip
+    session.commit()
+    assert first.counted and not again.counted
+    counted = json.loads(cli("acks", "--format", "json").out)
+    everything = json.loads(cli("acks", "--repeats", "--format", "json").out)
+    assert len(counted) == 1 and len(everything) == 2
+    questions = cli("acks", "--kind", "question", "--repeats", "--format", "json")
+    assert [r["kind"] for r in json.loads(questions.out)] == ["question"]
+    for args, expected in [
+        (("acks", "--kind", "maybe"), "unknown kind"),
+        (("ack-status", "999"), "no message with id 999"),
+    ]:
+        bad = cli(*args)
+        assert bad.code == 2 and expected in bad.err
+    for bad_answer, expected in [
+        (("question", "  ", None), "question is empty"),
+        (("ack", None, 11), "clarity must be"),
+        (("ack", None, "very"), "clarity must be"),
+        (("nod", None, None), "unknown answer"),
+    ]:
+        with pytest.raises(InputError, match=expected):
+            make_answer(*bad_answer)

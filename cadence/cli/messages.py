@@ -16,10 +16,12 @@ from cadence.errors import InputError
 from cadence.messages import (
     CadenceSpec,
     CoreMessageSpec,
+    MessageEdit,
     add_core_message,
     cancel,
     combine_start,
     describe,
+    edit_message,
     get_message,
     list_messages,
     pause,
@@ -79,6 +81,13 @@ def add(
     all_channels: bool = typer.Option(
         False, "--all-channels", help="Send on every --channel to everyone, not just one."
     ),
+    remind_after: float | None = typer.Option(
+        None, "--remind-after", help="Hours before reminding who has not acknowledged (0: never)."
+    ),
+    max_reminders: int | None = typer.Option(None, "--max-reminders", help="Reminders at most."),
+    escalate: bool | None = typer.Option(
+        None, "--escalate/--no-escalate", help="After the last reminder, a digest to managers."
+    ),
     rrule: str = typer.Option(..., "--rrule", help="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO."),
     start: str = typer.Option(..., "--start", help="First candidate, YYYY-MM-DD[THH:MM]."),
     at: str | None = typer.Option(None, "--at", help="Wall-clock time, HH:MM."),
@@ -115,6 +124,9 @@ def add(
             wordings,
             list(channel),
             "all" if all_channels else "first",
+            remind_after_hours=remind_after,
+            max_reminders=max_reminders,
+            escalate=escalate,
         )
         message = add_core_message(session, spec, utcnow())
         row = describe(message)
@@ -189,3 +201,54 @@ def _print_one(row: dict[str, object], fmt: Format, summary: str) -> None:
         typer.echo(summary)
     else:
         emit([row], list(row), fmt)
+
+
+@message_app.command("edit")
+def edit(
+    ctx: typer.Context,
+    message_id: int = typer.Argument(..., help="Message id."),
+    title: str | None = typer.Option(None, "--title", help="New title."),
+    body: str | None = typer.Option(None, "--body", help="New Markdown body."),
+    body_file: Path | None = typer.Option(None, "--body-file", help="New body from a file."),
+    variant: list[str] = typer.Option(
+        [], "--variant", help="Replace the extra wordings with these. Repeatable."
+    ),
+    clear_variants: bool = typer.Option(False, "--clear-variants", help="Drop extra wordings."),
+    require_reack: bool = typer.Option(
+        False,
+        "--require-reack",
+        help="Earlier acknowledgements stop counting; whoever has not acknowledged the new "
+        "version gets it again now.",
+    ),
+    remind_after: float | None = typer.Option(None, "--remind-after", help="Hours (0: never)."),
+    max_reminders: int | None = typer.Option(None, "--max-reminders", help="Reminders at most."),
+    escalate: bool | None = typer.Option(None, "--escalate/--no-escalate", help="Digest."),
+) -> None:
+    """Edit a message. Changing its title or wording makes a new version."""
+    if body is not None and body_file is not None:
+        raise InputError("give --body or --body-file, not both")
+    text = _read_text(body_file, "body") if body_file is not None else body
+    variants: list[str] | None = [] if clear_variants else (list(variant) or None)
+    with db_session(ctx) as session:
+        result = edit_message(
+            session,
+            message_id,
+            MessageEdit(
+                title=title,
+                body=text,
+                variants=variants,
+                require_reack=require_reack,
+                remind_after_hours=remind_after,
+                max_reminders=max_reminders,
+                escalate=escalate,
+            ),
+            utcnow(),
+        )
+        version = result.message.version
+    change = f"now version {version}" if result.material else f"still version {version}"
+    typer.echo(f"edited message {message_id}: {change}")
+    if require_reack:
+        typer.echo(
+            f"acknowledgements of earlier versions no longer count; {result.reack_sends} "
+            "re-sends planned for people who have not acknowledged this version"
+        )

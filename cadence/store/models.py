@@ -230,6 +230,8 @@ class Delivery(Base):
     fallback_from_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
     # Extra content of its own kind: a manager's digest lists who has not answered.
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The message version this delivery showed (set when sent): answers are for it.
+    content_version: Mapped[int | None] = mapped_column(Integer)
     # When an acknowledgement was last shown on the sent message (Slack's chat.update).
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rendered: Mapped[str | None] = mapped_column(Text)

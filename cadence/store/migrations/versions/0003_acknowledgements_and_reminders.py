@@ -47,6 +47,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("payload", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("content_version", sa.Integer(), nullable=True))
         batch_op.add_column(
             sa.Column("acknowledged_at", cadence.store.types.UTCDateTime(), nullable=True)
         )
@@ -96,6 +97,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_column("acknowledged_at")
+        batch_op.drop_column("content_version")
         batch_op.drop_column("payload")
 
     with op.batch_alter_table("acknowledgements", schema=None) as batch_op:
