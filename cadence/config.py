@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cadence.errors import CadenceError
@@ -72,6 +72,16 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
 
+    @model_validator(mode="after")
+    def _working_hours(self) -> Settings:
+        from cadence.planning.followups import WorkingHours
+
+        try:
+            WorkingHours.parse(self.work_start, self.work_end, self.work_days)
+        except CadenceError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
@@ -97,5 +107,7 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for err in exc.errors():
             name = "CADENCE_" + "_".join(str(p) for p in err["loc"]).upper()
+            if name == "CADENCE_":
+                name = "CADENCE_WORK_START/END/DAYS"
             lines.append(f"{name}: {err['msg']}")
         raise CadenceError("bad setting: " + "; ".join(lines)) from None

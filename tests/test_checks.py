@@ -52,3 +52,20 @@ def test_init_is_repeatable(cli: Cli) -> None:
     result = cli("init")
     assert result.code == 0
     assert "up to date" in result.out
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CADENCE_WORK_START", "nine"),
+        ("CADENCE_WORK_END", "08:00"),
+        ("CADENCE_WORK_DAYS", "funday"),
+    ],
+)
+def test_bad_working_hours_are_named(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    result = cli("message", "list")
+    assert result.code == 2
+    assert "working" in result.err and "Traceback" not in result.err
