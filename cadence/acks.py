@@ -132,29 +132,26 @@ def record_answer(
         raise InputError("a digest for managers has nothing to acknowledge")
     root = root_occurrence(session, delivery.occurrence)
     message: Message = delivery.occurrence.message
-    row = Acknowledgement(
-        delivery_id=delivery.id,
-        occurrence_id=root.id,
-        person_id=person.id,
-        kind=answer.kind.value,
-        question=answer.question,
-        clarity=answer.clarity,
-        message_version=delivery.content_version or message.version,
-        via=via,
-        created_at=now,
-    )
-    row.counted = not _answered(session, root.id, person.id, row.message_version)
-    if row.counted:
+    fields: dict[str, Any] = {
+        "delivery_id": delivery.id,
+        "occurrence_id": root.id,
+        "person_id": person.id,
+        "kind": answer.kind.value,
+        "question": answer.question,
+        "clarity": answer.clarity,
+        "message_version": delivery.content_version or message.version,
+        "via": via,
+        "created_at": now,
+    }
+    counted = not _answered(session, root.id, person.id, fields["message_version"])
+    row = Acknowledgement(**fields, counted=counted)
+    try:
         # Two clicks at once: the unique index lets one count; the other becomes a repeat.
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except IntegrityError:
-            row = _as_repeat(row)
+        with session.begin_nested():
             session.add(row)
             session.flush()
-    else:
+    except IntegrityError:
+        row = Acknowledgement(**fields, counted=False)
         session.add(row)
         session.flush()
     cancelled = _settle(session, root, person.id, now) if row.counted else 0
@@ -168,21 +165,6 @@ def record_answer(
         cancelled_reminders=cancelled,
         message_id=message.id,
         message_title=message.title,
-    )
-
-
-def _as_repeat(row: Acknowledgement) -> Acknowledgement:
-    return Acknowledgement(
-        delivery_id=row.delivery_id,
-        occurrence_id=row.occurrence_id,
-        person_id=row.person_id,
-        kind=row.kind,
-        question=row.question,
-        clarity=row.clarity,
-        message_version=row.message_version,
-        via=row.via,
-        created_at=row.created_at,
-        counted=False,
     )
 
 
