@@ -15,19 +15,32 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+from cadence.ack_followups import (
+    FORWARD_QUESTION_TASK,
+    SLACK_UPDATE_TASK,
+    TryLater,
+    forward_question,
+    slack_client,
+    smtp_config,
+    update_slack_message,
+)
 from cadence.broker import celery_url
 from cadence.channels.base import Channel
 from cadence.channels.registry import make_channel
 from cadence.clock import utcnow
 from cadence.config import Settings
 from cadence.dispatch import DispatchPolicy, Enqueue, tick
+from cadence.planning.followups import WorkingHours
 from cadence.runtime import Runtime
 from cadence.sending import SendPolicy, send_batch
+from cadence.store.db import session_scope
 
 log = logging.getLogger("cadence.worker")
 
 TICK_TASK = "cadence.tick"
 SEND_TASK = "cadence.send"
+# Follow-ups of an answer wait for Slack or the mail server this many times, then give up.
+FOLLOW_UP_RETRIES = 10
 
 
 def policy_from(settings: Settings) -> DispatchPolicy:
@@ -37,6 +50,12 @@ def policy_from(settings: Settings) -> DispatchPolicy:
         batch_size=settings.batch_size,
         stuck_after=timedelta(seconds=settings.stuck_after_seconds),
         max_lateness=timedelta(hours=settings.max_lateness_hours),
+        remind_after_hours=settings.remind_after_hours,
+        max_reminders=settings.max_reminders,
+        escalate=settings.escalate,
+        working_hours=WorkingHours.parse(
+            settings.work_start, settings.work_end, settings.work_days
+        ),
     )
 
 
@@ -131,6 +150,37 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
         if report.retrying or report.failed:
             log.info("send: %s", report)
         return asdict(report)
+
+    @app.task(name=SLACK_UPDATE_TASK, bind=True, shared=False, max_retries=FOLLOW_UP_RETRIES)
+    def slack_update_task(self: Any, delivery_id: int) -> dict[str, Any]:
+        client = slack_client(settings)
+        if client is None:
+            log.warning("slack_update %d: Slack is not configured", delivery_id)
+            return {"delivery_id": delivery_id, "status": "skipped"}
+        try:
+            with session_scope(state.runtime.sessions) as session:
+                result = update_slack_message(
+                    session, client, delivery_id, org_zone=settings.timezone
+                )
+        except TryLater as exc:
+            raise self.retry(countdown=exc.delay, exc=exc) from exc
+        return asdict(result)
+
+    @app.task(name=FORWARD_QUESTION_TASK, bind=True, shared=False, max_retries=FOLLOW_UP_RETRIES)
+    def forward_question_task(self: Any, acknowledgement_id: int) -> dict[str, Any]:
+        try:
+            with session_scope(state.runtime.sessions) as session:
+                result = forward_question(
+                    session,
+                    acknowledgement_id,
+                    slack=slack_client(settings),
+                    smtp=smtp_config(settings),
+                    sender=settings.email_from,
+                )
+        except TryLater as exc:
+            raise self.retry(countdown=exc.delay, exc=exc) from exc
+        log.info("question %d forwarded: %s", acknowledgement_id, result)
+        return asdict(result)
 
     return app
 

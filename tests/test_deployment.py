@@ -24,8 +24,8 @@ def compose() -> dict[str, Any]:
 
 def test_compose_runs_every_part() -> None:
     services = compose()["services"]
-    assert set(services) == {"redis", "postgres", "migrate", "worker", "beat"}
-    for name in ("worker", "beat"):
+    assert set(services) == {"redis", "postgres", "migrate", "worker", "beat", "web"}
+    for name in ("worker", "beat", "web"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         env = services[name]["environment"]
@@ -34,11 +34,20 @@ def test_compose_runs_every_part() -> None:
         assert env["CADENCE_ENV"] == "production"
 
 
+def test_web_service_listens_on_all_interfaces_and_publishes_its_port() -> None:
+    web = compose()["services"]["web"]
+    assert web["command"] == ["web", "--host", "0.0.0.0", "--port", "8000"]
+    assert web["ports"] == ["8000:8000"]
+    assert web["environment"] == compose()["services"]["worker"]["environment"]
+    assert web["depends_on"] == compose()["services"]["worker"]["depends_on"]
+    assert "/health" in " ".join(web["healthcheck"]["test"])
+
+
 def test_each_service_command_is_a_real_verb() -> None:
-    for name in ("migrate", "worker", "beat"):
+    for name in ("migrate", "worker", "beat", "web"):
         command = compose()["services"][name]["command"]
         result = subprocess.run(
-            [sys.executable, "-m", "cadence", command[0], "--help"],
+            [sys.executable, "-m", "cadence", *command, "--help"],
             capture_output=True,
             text=True,
             check=False,

@@ -20,6 +20,7 @@ app = typer.Typer(
 def _register() -> None:
     # Imported here so each verb module can import `app` helpers without cycles.
     from cadence.cli import (
+        acks,
         bench,
         deliveries,
         directory,
@@ -28,9 +29,21 @@ def _register() -> None:
         schedule,
         send_test,
         setup,
+        web,
     )
 
-    for module in (setup, directory, messages, schedule, send_test, deliveries, processes, bench):
+    for module in (
+        setup,
+        directory,
+        messages,
+        schedule,
+        send_test,
+        deliveries,
+        acks,
+        processes,
+        bench,
+        web,
+    ):
         module.register(app)
 
 

@@ -37,3 +37,15 @@ def fanout(
         batch_size=batch_size,
     )
     typer.echo(json.dumps(result, indent=2))
+
+
+@bench_app.command("acks")
+def acks(
+    clicks: int = typer.Option(2000, "--clicks", min=1, max=1_000_000),
+    concurrency: int = typer.Option(32, "--concurrency", min=1, max=1024, help="In flight."),
+) -> None:
+    """N signed Slack "Got it" clicks against `cadence web` in its own process: answers per
+    second, latency, and a check that every click was recorded exactly once."""
+    from cadence.bench_acks import acks as run
+
+    typer.echo(json.dumps(run(clicks, concurrency=concurrency), indent=2))

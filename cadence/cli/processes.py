@@ -88,6 +88,7 @@ def _supervise(
     loglevel: str,
     on_idle: Callable[[], None] | None = None,
     duration: float | None = None,
+    web_port: int | None = None,
 ) -> int:
     rt = runtime(ctx)
     url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
@@ -96,6 +97,8 @@ def _supervise(
         sup = Supervisor(env=child_env(CADENCE_REDIS_URL=url))
         sup.start("worker", ["worker", f"--loglevel={loglevel}"])
         sup.start("beat", ["beat", f"--loglevel={loglevel}"])
+        if web_port is not None:
+            sup.start("web", ["web", f"--port={web_port}", f"--loglevel={loglevel}"])
         return sup.run(on_idle=on_idle, duration=duration)
     finally:
         if owned is not None:
@@ -107,12 +110,13 @@ def up(
     duration: float | None = typer.Option(
         None, "--duration", min=1, help="Stop after this many seconds (default: run until stopped)."
     ),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port for the web app."),
     loglevel: str = LOGLEVEL,
 ) -> None:
-    """Run Redis (embedded, if no CADENCE_REDIS_URL), a worker and beat together; Ctrl-C or
-    SIGTERM stops them all."""
+    """Run Redis (embedded, if no CADENCE_REDIS_URL), a worker, beat and the web app
+    together; Ctrl-C or SIGTERM stops them all."""
     _logging(loglevel)
-    raise typer.Exit(_supervise(ctx, loglevel, duration=duration))
+    raise typer.Exit(_supervise(ctx, loglevel, duration=duration, web_port=port))
 
 
 def demo(

@@ -1,0 +1,301 @@
+"""Slack's request signatures and the interaction payloads Cadence accepts.
+
+Slack signs every interaction with the app's signing secret; a request whose signature does
+not match the raw body, or whose timestamp is more than five minutes off, did not come from
+Slack (or is an old request played again) and must change nothing. Parsing is strict: a
+payload that lacks what Cadence needs is refused with a sentence, never half-read.
+
+The question modal is built here too, because its block and action ids are what
+`parse_interaction` reads back from a `view_submission`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from cadence.errors import CadenceError
+
+VERSION = "v0"
+TOLERANCE_SECONDS = 300
+
+QUESTION_CALLBACK_ID = "cadence_question"
+QUESTION_BLOCK_ID = "question"
+QUESTION_INPUT_ID = "text"
+CLARITY_BLOCK_ID = "clarity"
+CLARITY_INPUT_ID = "score"
+QUESTION_MAX_LENGTH = 2000
+
+
+class BadSignature(CadenceError):
+    """The request cannot be shown to come from Slack, just now."""
+
+
+class MissingHeaders(BadSignature):
+    """X-Slack-Request-Timestamp or X-Slack-Signature is absent."""
+
+
+class BadTimestamp(BadSignature):
+    """The timestamp is not a whole number of seconds."""
+
+
+class StaleTimestamp(BadSignature):
+    """The timestamp is too far from now: an old request replayed, or a wrong clock."""
+
+
+class SignatureMismatch(BadSignature):
+    """The signature does not match the body and timestamp under the signing secret."""
+
+
+class BadInteraction(CadenceError):
+    """The body is not an interaction payload Cadence understands."""
+
+
+def signature_for(signing_secret: str, timestamp: str, body: bytes) -> str:
+    """`v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`, as Slack computes it."""
+    base = f"{VERSION}:{timestamp}:".encode() + body
+    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return f"{VERSION}={digest}"
+
+
+def sign(signing_secret: str, body: bytes, timestamp: float | int | str) -> dict[str, str]:
+    """The headers Slack would send with `body` at `timestamp`, for tests and benchmarks."""
+    stamp = str(int(float(timestamp)))
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": signature_for(signing_secret, stamp, body),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def verify(
+    signing_secret: str,
+    timestamp: str | None,
+    body: bytes,
+    signature: str | None,
+    now: float,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> None:
+    """Check a request's signature on its raw bytes.
+
+    Raises a `BadSignature` subclass naming the reason. The timestamp is checked before the
+    signature, so a replay of a genuine old request is refused even though it is signed.
+    """
+    if not timestamp or not signature:
+        raise MissingHeaders("missing X-Slack-Request-Timestamp or X-Slack-Signature header")
+    stamp = timestamp.strip()
+    if not stamp.isascii() or not stamp.isdigit():
+        raise BadTimestamp(f"X-Slack-Request-Timestamp is not a number: {timestamp[:32]!r}")
+    when = int(stamp)
+    if abs(now - when) > tolerance:
+        raise StaleTimestamp(
+            f"X-Slack-Request-Timestamp is {int(now - when)} s from now "
+            f"(at most {tolerance} s either way)"
+        )
+    expected = signature_for(signing_secret, stamp, body)
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+        raise SignatureMismatch("X-Slack-Signature does not match the request")
+
+
+@dataclass(frozen=True)
+class BlockAction:
+    """A click on one of the message's buttons."""
+
+    user_id: str
+    action_id: str
+    value: str
+    trigger_id: str | None
+    channel_id: str | None
+    message_ts: str | None
+    response_url: str | None
+
+
+@dataclass(frozen=True)
+class ViewSubmission:
+    """The question modal sent. `question` is the text as typed (possibly empty), `clarity`
+    the chosen score as text or None; `make_answer` judges both."""
+
+    user_id: str
+    callback_id: str
+    private_metadata: str
+    question: str | None
+    clarity: str | None
+
+
+Interaction = BlockAction | ViewSubmission
+
+
+def parse_interaction(body: bytes) -> Interaction:
+    """Read an `application/x-www-form-urlencoded` body with one `payload` JSON field."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInteraction("the body is not UTF-8") from None
+    try:
+        fields = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text))
+    except ValueError:
+        raise BadInteraction("the body is not form-encoded") from None
+    payloads = fields.get("payload", [])
+    if len(payloads) != 1:
+        raise BadInteraction("the body must have exactly one `payload` field")
+    try:
+        payload = json.loads(payloads[0])
+    except ValueError:
+        raise BadInteraction("`payload` is not JSON") from None
+    if not isinstance(payload, dict):
+        raise BadInteraction("`payload` is not a JSON object")
+    kind = payload.get("type")
+    user_id = _text(_object(payload, "user"), "id", "user.id")
+    if kind == "block_actions":
+        return _block_action(payload, user_id)
+    if kind == "view_submission":
+        return _view_submission(payload, user_id)
+    raise BadInteraction(f"unsupported interaction type {kind!r}")
+
+
+def _block_action(payload: dict[str, Any], user_id: str) -> BlockAction:
+    actions = payload.get("actions")
+    if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+        raise BadInteraction("block_actions without `actions`")
+    action = actions[0]
+    container = _maybe_object(payload, "container")
+    channel = _maybe_object(payload, "channel")
+    return BlockAction(
+        user_id=user_id,
+        action_id=_text(action, "action_id", "actions[0].action_id"),
+        value=_text(action, "value", "actions[0].value"),
+        trigger_id=_optional(payload.get("trigger_id")),
+        channel_id=_optional(container.get("channel_id") or channel.get("id")),
+        message_ts=_optional(container.get("message_ts")),
+        response_url=_optional(payload.get("response_url")),
+    )
+
+
+def _view_submission(payload: dict[str, Any], user_id: str) -> ViewSubmission:
+    view = _object(payload, "view")
+    state = view.get("state")
+    values = state.get("values") if isinstance(state, dict) else None
+    if not isinstance(values, dict):
+        raise BadInteraction("view_submission without `view.state.values`")
+    question = _input(values, QUESTION_BLOCK_ID, QUESTION_INPUT_ID)
+    clarity_input = _input_object(values, CLARITY_BLOCK_ID, CLARITY_INPUT_ID)
+    clarity: str | None = None
+    if clarity_input is not None:
+        selected = clarity_input.get("selected_option")
+        if isinstance(selected, dict):
+            clarity = _optional(selected.get("value"))
+        elif selected is not None:
+            raise BadInteraction("the clarity choice is not an option")
+    return ViewSubmission(
+        user_id=user_id,
+        callback_id=_text(view, "callback_id", "view.callback_id"),
+        private_metadata=str(view.get("private_metadata") or ""),
+        question=question,
+        clarity=clarity,
+    )
+
+
+def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if not isinstance(value, dict):
+        raise BadInteraction(f"the payload has no `{key}` object")
+    return value
+
+
+def _maybe_object(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(parent: dict[str, Any], key: str, label: str) -> str:
+    value = parent.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadInteraction(f"the payload has no `{label}`")
+    return value
+
+
+def _optional(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _input_object(values: dict[str, Any], block_id: str, action_id: str) -> dict[str, Any] | None:
+    block = values.get(block_id)
+    if block is None:
+        return None
+    if not isinstance(block, dict):
+        raise BadInteraction(f"`view.state.values.{block_id}` is not an object")
+    element = block.get(action_id)
+    if element is None:
+        return None
+    if not isinstance(element, dict):
+        raise BadInteraction(f"`view.state.values.{block_id}.{action_id}` is not an object")
+    return element
+
+
+def _input(values: dict[str, Any], block_id: str, action_id: str) -> str | None:
+    element = _input_object(values, block_id, action_id)
+    if element is None:
+        return None
+    value = element.get("value")
+    if value is not None and not isinstance(value, str):
+        raise BadInteraction(f"`view.state.values.{block_id}.{action_id}.value` is not text")
+    return value
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def question_modal(delivery_id: int, message_title: str) -> dict[str, Any]:
+    """The modal behind "I have a question": the question, and an optional 0-10 clarity.
+
+    `private_metadata` carries the delivery id, so the submission names what it answers.
+    """
+    about = " ".join(message_title.split())[:2000] or "this message"
+    return {
+        "type": "modal",
+        "callback_id": QUESTION_CALLBACK_ID,
+        "private_metadata": str(delivery_id),
+        "title": _plain("Ask a question"),
+        "submit": _plain("Send"),
+        "close": _plain("Cancel"),
+        "blocks": [
+            {"type": "context", "elements": [_plain(f"About: {about}")]},
+            {
+                "type": "input",
+                "block_id": QUESTION_BLOCK_ID,
+                "label": _plain("Your question"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": QUESTION_INPUT_ID,
+                    "multiline": True,
+                    "max_length": QUESTION_MAX_LENGTH,
+                },
+                "hint": _plain("It goes to your team leader, with your name."),
+            },
+            {
+                "type": "input",
+                "block_id": CLARITY_BLOCK_ID,
+                "optional": True,
+                "label": _plain("How clear was the message? (0 = not at all, 10 = very)"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": CLARITY_INPUT_ID,
+                    "placeholder": _plain("Choose 0-10"),
+                    "options": [{"text": _plain(str(n)), "value": str(n)} for n in range(11)],
+                },
+            },
+        ],
+    }
+
+
+def delivery_id_from_metadata(private_metadata: str) -> int:
+    """The delivery id the question modal carries; BadInteraction if it is not one."""
+    text = private_metadata.strip()
+    if not text.isascii() or not text.isdigit():
+        raise BadInteraction("the modal does not name a delivery")
+    return int(text)

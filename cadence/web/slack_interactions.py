@@ -1,0 +1,287 @@
+"""`POST /slack/interactions`: the "Got it" and "I have a question" buttons, and the question
+modal, as Slack delivers them.
+
+Only a request Slack signed, just now, and never seen before changes anything; only the
+recipient of a message can answer it. Slack wants an answer within 3 seconds, so the route
+records the answer and hands the slow follow-ups (rewriting the message, telling the team
+leader) to the workers. Opening the modal is the exception: its trigger expires 3 seconds
+after the click, so `views.open` is called from here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+import anyio.to_thread
+import redis
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.concurrency import run_in_threadpool
+
+from cadence.ack_followups import FORWARD_QUESTION_TASK, SLACK_UPDATE_TASK
+from cadence.acks import NotRecipient, load_delivery, make_answer, record_answer
+from cadence.errors import InputError
+from cadence.formatting.slack import ACK_ACTION_ID, QUESTION_ACTION_ID, delivery_id_from_value
+from cadence.slack_signing import (
+    CLARITY_BLOCK_ID,
+    QUESTION_BLOCK_ID,
+    QUESTION_CALLBACK_ID,
+    TOLERANCE_SECONDS,
+    BadInteraction,
+    BadSignature,
+    BlockAction,
+    ViewSubmission,
+    delivery_id_from_metadata,
+    parse_interaction,
+    question_modal,
+    verify,
+)
+from cadence.store.db import session_scope
+from cadence.web.deps import WebDeps
+
+log = logging.getLogger("cadence.web.slack")
+
+PATH = "/slack/interactions"
+TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
+SIGNATURE_HEADER = "X-Slack-Signature"
+SEEN_PREFIX = "cadence:slack:seen:"
+NOT_YOURS = "This message was sent to someone else, so your answer was not recorded."
+NOT_ANSWERABLE = "This message can no longer be answered."
+# views.open must be done within 3 seconds of the click; leave room for the rest.
+VIEWS_OPEN_TIMEOUT = 2
+# Database work in flight at once on PostgreSQL; SQLite takes one writer at a time.
+DATABASE_THREADS = 16
+
+T = TypeVar("T")
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+def _ephemeral(text: str) -> JSONResponse:
+    """A 200 (Slack treats anything else as a failure) that tells the clicker why."""
+    return JSONResponse({"response_type": "ephemeral", "replace_original": False, "text": text})
+
+
+def _modal_errors(block_id: str, text: str) -> JSONResponse:
+    return JSONResponse({"response_action": "errors", "errors": {block_id: text}})
+
+
+class _DatabaseThreads:
+    """Runs the route's database work off the event loop, a bounded number at a time.
+
+    SQLite has one writer at a time: extra threads only wait in its busy handler, which
+    sleeps up to 100 ms between tries, and a click that keeps losing that race misses
+    Slack's 3 seconds. Queueing in the route instead keeps every click's wait short and fair.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.size = 1 if database_url.startswith("sqlite") else DATABASE_THREADS
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.size)
+        return await anyio.to_thread.run_sync(functools.partial(func, *args), limiter=self._limiter)
+
+
+def router(deps: WebDeps) -> APIRouter:
+    api = APIRouter(tags=["slack"])
+    database = _DatabaseThreads(deps.settings.database_url)
+
+    @api.post(PATH, summary="Slack interactivity: button clicks and the question modal")
+    async def slack_interactions(request: Request) -> Response:
+        secret = deps.settings.slack_signing_secret
+        if not secret:
+            return _error(503, "Slack signing secret not configured")
+        body = await request.body()
+        timestamp = request.headers.get(TIMESTAMP_HEADER)
+        signature = request.headers.get(SIGNATURE_HEADER)
+        now = deps.clock().timestamp()
+        try:
+            verify(secret, timestamp, body, signature, now)
+        except BadSignature as exc:
+            return _error(401, str(exc))
+        assert timestamp is not None and signature is not None
+        try:
+            interaction = parse_interaction(body)
+        except BadInteraction as exc:
+            return _error(400, str(exc))
+        try:
+            fresh = await run_in_threadpool(_first_sight, deps.redis, signature, timestamp, now)
+        except (redis.RedisError, OSError):
+            log.exception("cannot check Slack requests for replays")
+            return _error(503, "cannot check for replayed requests; try again")
+        if not fresh:
+            return _error(401, "this request was already received (a replay)")
+        if isinstance(interaction, ViewSubmission):
+            return await _finish(deps, await database.run(_submit_question, deps, interaction))
+        if interaction.action_id == ACK_ACTION_ID:
+            return await _finish(deps, await database.run(_acknowledge, deps, interaction))
+        if interaction.action_id == QUESTION_ACTION_ID:
+            return await _open_question(deps, database, interaction)
+        return Response(status_code=200)
+
+    return api
+
+
+def _first_sight(client: redis.Redis, signature: str, timestamp: str, now: float) -> bool:
+    """Remember a signature until its timestamp is too old to pass `verify` anyway, so a
+    request replayed within the window is refused and the key never outlives it."""
+    ttl = max(1, int(int(timestamp) + TOLERANCE_SECONDS - now) + 1)
+    return bool(client.set(SEEN_PREFIX + signature, b"1", nx=True, ex=ttl))
+
+
+@dataclass
+class _Reply:
+    """The answer for Slack, and the work to queue once the database is free again."""
+
+    response: Response
+    follow_ups: list[tuple[str, list[Any]]] = field(default_factory=list)
+
+
+async def _finish(deps: WebDeps, reply: _Reply | Response) -> Response:
+    if isinstance(reply, Response):
+        return reply
+    if reply.follow_ups:
+        await run_in_threadpool(_enqueue, deps, reply.follow_ups)
+    return reply.response
+
+
+def _enqueue(deps: WebDeps, follow_ups: list[tuple[str, list[Any]]]) -> None:
+    """The answer is recorded either way; a lost follow-up must not turn it into an error."""
+    for name, args in follow_ups:
+        try:
+            deps.send_task(name, args)
+        except Exception:
+            log.exception("could not queue %s %s", name, args)
+
+
+def _delivery_id(value: str) -> int | None:
+    try:
+        return delivery_id_from_value(value)
+    except ValueError:
+        return None
+
+
+def _acknowledge(deps: WebDeps, action: BlockAction) -> _Reply | Response:
+    delivery_id = _delivery_id(action.value)
+    if delivery_id is None:
+        return _error(400, f"not a Cadence button value: {action.value[:64]!r}")
+    try:
+        with session_scope(deps.sessions) as session:
+            recorded = record_answer(
+                session,
+                delivery_id,
+                make_answer("ack"),
+                via="slack",
+                now=deps.clock(),
+                slack_user_id=action.user_id,
+            )
+    except NotRecipient:
+        log.warning(
+            "Slack user %s clicked delivery %d of someone else", action.user_id, delivery_id
+        )
+        return _ephemeral(NOT_YOURS)
+    except InputError as exc:
+        log.info("Slack click on delivery %d not recorded: %s", delivery_id, exc)
+        return _ephemeral(NOT_ANSWERABLE)
+    return _Reply(Response(status_code=200), [(SLACK_UPDATE_TASK, [recorded.delivery_id])])
+
+
+def _question_title(deps: WebDeps, action: BlockAction, delivery_id: int) -> str | Response:
+    """The message's title when the clicker may ask about this delivery, else the answer."""
+    with session_scope(deps.sessions) as session:
+        try:
+            delivery = load_delivery(session, delivery_id)
+        except InputError:
+            return _ephemeral(NOT_ANSWERABLE)
+        if delivery.person.slack_user_id != action.user_id:
+            log.warning(
+                "Slack user %s asked about delivery %d of someone else", action.user_id, delivery_id
+            )
+            return _ephemeral(NOT_YOURS)
+        if delivery.occurrence.purpose == "escalation":
+            return _ephemeral(NOT_ANSWERABLE)
+        return delivery.occurrence.message.title
+
+
+async def _open_question(
+    deps: WebDeps, database: _DatabaseThreads, action: BlockAction
+) -> Response:
+    delivery_id = _delivery_id(action.value)
+    if delivery_id is None:
+        return _error(400, f"not a Cadence button value: {action.value[:64]!r}")
+    if not action.trigger_id:
+        return _error(400, "the payload has no `trigger_id`")
+    title = await database.run(_question_title, deps, action, delivery_id)
+    if isinstance(title, Response):
+        return title
+    token = deps.settings.slack_bot_token
+    if not token:
+        log.error("a question form was asked for, but CADENCE_SLACK_BOT_TOKEN is not set")
+        return _ephemeral("Questions cannot be asked in Slack right now.")
+    client = AsyncWebClient(
+        token=token, base_url=deps.settings.slack_api_url, timeout=VIEWS_OPEN_TIMEOUT
+    )
+    try:
+        await client.views_open(
+            trigger_id=action.trigger_id, view=question_modal(delivery_id, title)
+        )
+    except SlackApiError as exc:
+        log.warning(
+            "views.open for delivery %d refused: %s", delivery_id, exc.response.get("error")
+        )
+        return _ephemeral("The question form could not be opened; please try again.")
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        log.warning("views.open for delivery %d failed: %r", delivery_id, exc)
+        return _ephemeral("The question form could not be opened; please try again.")
+    return Response(status_code=200)
+
+
+def _submit_question(deps: WebDeps, submission: ViewSubmission) -> _Reply | Response:
+    if submission.callback_id != QUESTION_CALLBACK_ID:
+        return _error(400, f"unknown modal {submission.callback_id[:64]!r}")
+    try:
+        delivery_id = delivery_id_from_metadata(submission.private_metadata)
+    except BadInteraction as exc:
+        return _error(400, str(exc))
+    try:
+        make_answer("question", submission.question)
+    except InputError as exc:
+        return _modal_errors(QUESTION_BLOCK_ID, _sentence(str(exc)))
+    try:
+        answer = make_answer("question", submission.question, submission.clarity)
+    except InputError as exc:
+        return _modal_errors(CLARITY_BLOCK_ID, _sentence(str(exc)))
+    try:
+        with session_scope(deps.sessions) as session:
+            recorded = record_answer(
+                session,
+                delivery_id,
+                answer,
+                via="slack",
+                now=deps.clock(),
+                slack_user_id=submission.user_id,
+            )
+    except NotRecipient:
+        return _modal_errors(QUESTION_BLOCK_ID, NOT_YOURS)
+    except InputError:
+        return _modal_errors(QUESTION_BLOCK_ID, NOT_ANSWERABLE)
+    follow_ups: list[tuple[str, list[Any]]] = [
+        (FORWARD_QUESTION_TASK, [recorded.acknowledgement_id]),
+        (SLACK_UPDATE_TASK, [recorded.delivery_id]),
+    ]
+    return _Reply(JSONResponse({"response_action": "clear"}), follow_ups)
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
