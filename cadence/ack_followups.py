@@ -367,7 +367,7 @@ def _mail_question(config: SmtpConfig, sender: str, q: _Question, manager: Perso
     msg = question_email(q, manager, sender)
     what = f"question {q.ack.id} to {manager.email}"
     try:
-        smtp = EmailChannel(config, sender)._connect()
+        smtp = EmailChannel(config, sender).connect()
     except smtplib.SMTPAuthenticationError as exc:
         return f"SMTP login refused: {exc.smtp_code} {_words(exc.smtp_error)}"
     except (smtplib.SMTPException, OSError) as exc:

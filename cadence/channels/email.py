@@ -95,7 +95,8 @@ class EmailChannel:
         self.sender = sender
         self.envelope_from = parseaddr(sender)[1]
 
-    def _connect(self) -> smtplib.SMTP:
+    def connect(self) -> smtplib.SMTP:
+        """An SMTP connection, upgraded to TLS and logged in as the URL says."""
         cfg = self.config
         context = ssl.create_default_context()
         if not cfg.verify:
@@ -127,7 +128,7 @@ class EmailChannel:
         reconnects = 0
         while pending:
             try:
-                smtp = self._connect()
+                smtp = self.connect()
             except smtplib.SMTPAuthenticationError as exc:
                 reason = f"SMTP login refused: {exc.smtp_code} {_text(exc.smtp_error)}"
                 return outcomes + [Outcome.failed(i.delivery_id, reason) for i in pending]
