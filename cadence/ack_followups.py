@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadence.acks import AnswerKind, load_delivery, root_occurrence
-from cadence.channels.base import Outgoing, Recipient, backoff
+from cadence.channels.base import Outgoing, backoff
 from cadence.channels.email import MAILER, EmailChannel, SmtpConfig, parse_smtp_url
 from cadence.channels.slack import UNREACHABLE
 from cadence.config import Settings
@@ -37,6 +37,7 @@ from cadence.errors import CadenceError
 from cadence.formatting.markdown import slack_escape
 from cadence.formatting.slack import slack_message
 from cadence.personalise import context_for_person, personalise
+from cadence.sending import recipient_of
 from cadence.store.models import Acknowledgement, Delivery, Message, Occurrence, Person
 
 log = logging.getLogger("cadence.ack_followups")
@@ -145,13 +146,7 @@ def _as_sent(delivery: Delivery, org_zone: str) -> Outgoing:
         body = personalise(wordings[delivery.variant % len(wordings)], context)
     return Outgoing(
         delivery_id=delivery.id,
-        recipient=Recipient(
-            person_id=person.id,
-            email=person.email,
-            name=person.name,
-            slack_user_id=person.slack_user_id,
-            timezone=person.timezone or org_zone,
-        ),
+        recipient=recipient_of(person, org_zone),
         title=message.title,
         body=body,
         ack_url="",

@@ -59,8 +59,8 @@ class Environment:
     standin: SlackStandInProcess
 
 
-def _seed(rt: Runtime, people: int, now: datetime) -> None:
-    """People in bulk, and one core message whose first occurrence is due now."""
+def seed_people(rt: Runtime, people: int, now: datetime) -> None:
+    """`people` staff written in bulk, each with a Slack id."""
     rows = [
         {
             "email": f"p{i:07d}@example.com",
@@ -268,7 +268,7 @@ def fanout(
         try:
             upgrade(rt.engine)
             now = datetime.now(UTC)
-            _seed(rt, recipients, now)
+            seed_people(rt, recipients, now)
             result: dict[str, Any] = {"recipients": recipients, "machine_cores": os.cpu_count()}
             fast_env = {
                 "CADENCE_BATCH_SIZE": str(batch_size),

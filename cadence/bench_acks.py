@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 import httpx
 from sqlalchemy import func, insert, select
 
+from cadence.bench import seed_people
 from cadence.broker import EmbeddedRedis, redis_client
 from cadence.config import Settings
 from cadence.formatting.slack import ACK_ACTION_ID, action_value
@@ -50,21 +51,8 @@ PATH = "/slack/interactions"
 
 def _seed(rt: Runtime, n: int, now: datetime) -> list[tuple[int, str]]:
     """N people, one message, one occurrence and one sent Slack delivery per person."""
-    people = [
-        {
-            "email": f"p{i:07d}@example.com",
-            "name": f"Person {i}",
-            "slack_user_id": f"U{i:09d}",
-            "timezone": "UTC",
-            "active": True,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for i in range(n)
-    ]
+    seed_people(rt, n, now)
     with session_scope(rt.sessions) as session:
-        for start in range(0, n, 5000):
-            session.execute(insert(Person), people[start : start + 5000])
         message = Message(
             kind="update",
             title="Every customer gets a name, not a number",

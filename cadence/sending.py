@@ -68,6 +68,16 @@ def take(session: Session, delivery_ids: Sequence[int], now: datetime) -> list[i
     )
 
 
+def recipient_of(person: Person, org_zone: str) -> Recipient:
+    return Recipient(
+        person_id=person.id,
+        email=person.email,
+        name=person.name,
+        slack_user_id=person.slack_user_id,
+        timezone=person.timezone or org_zone,
+    )
+
+
 def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
     """Personalise one delivery into what its channel sends."""
     message: Message = delivery.occurrence.message
@@ -94,13 +104,7 @@ def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
     token = make_ack_token(policy.secret_key, delivery.id, person.id)
     return Outgoing(
         delivery_id=delivery.id,
-        recipient=Recipient(
-            person_id=person.id,
-            email=person.email,
-            name=person.name,
-            slack_user_id=person.slack_user_id,
-            timezone=person.timezone or policy.org_zone,
-        ),
+        recipient=recipient_of(person, policy.org_zone),
         title=title,
         body=body,
         ack_url=ack_url(policy.base_url, token) if answerable else "",
