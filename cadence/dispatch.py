@@ -9,7 +9,7 @@ broker lost is found again by age (`requeue_stuck`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from cadence.acks import unanswered_recipients
 from cadence.audience import Audience, audience_filter, effective_zone
+from cadence.channel_choice import channels_for
+from cadence.launches import LaunchContext, release_due
 from cadence.planning.followups import FollowUpPolicy, WorkingHours, next_follow_up
 from cadence.planning.planner import plan
 from cadence.planning.recurrence import zone
@@ -48,6 +50,7 @@ class DispatchPolicy:
     stuck_after: timedelta
     max_lateness: timedelta
     claim_limit: int = 100
+    send_rate_per_minute: float = 300.0
     remind_after_hours: float = 24.0
     max_reminders: int = 2
     escalate: bool = True
@@ -65,6 +68,7 @@ class TickReport:
     queued: int = 0
     requeued: int = 0
     tasks: int = 0
+    launch_releases: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -75,6 +79,13 @@ def tick(
     report = TickReport()
     with session_scope(sessions) as session:
         report.planned = plan(session, now, policy.horizon, policy.org_zone)
+    with session_scope(sessions) as session:
+        released = release_due(
+            session,
+            now,
+            LaunchContext(policy.org_zone, policy.send_rate_per_minute, policy.working_hours),
+        )
+        report.launch_releases = sum(released.released.values())
     release_stale_claims(sessions, policy, now)
     for occurrence_id in claim_due(sessions, policy, now):
         report.claimed += 1
@@ -98,6 +109,8 @@ def claim_due(sessions: sessionmaker[Session], policy: DispatchPolicy, now: date
             select(Occurrence.id)
             .where(Occurrence.status == OccurrenceStatus.PLANNED.value)
             .where(Occurrence.due_at <= now)
+            # A launch is released person by person (see cadence.launches), not in one go.
+            .where(Occurrence.purpose != "launch")
             .order_by(Occurrence.due_at)
             .limit(policy.claim_limit)
             .scalar_subquery()
@@ -308,21 +321,6 @@ def _skip_reason(
     if now - occurrence.due_at > policy.max_lateness:
         return f"missed: {now - occurrence.due_at} late, more than the allowed lateness"
     return None
-
-
-def channels_for(preferred: str | None, allowed: Sequence[str], mode: str) -> list[str]:
-    """Where a person gets a message: every allowed channel ("all"), or one: their own
-    when the message allows it, else the message's first. The rest are fallbacks."""
-    if mode == "all":
-        return list(allowed)
-    if preferred and preferred in allowed:
-        return [preferred]
-    return [allowed[0]]
-
-
-def fallback_channel(allowed: Sequence[str], tried: Sequence[str]) -> str | None:
-    """The next allowed channel not yet tried for this person and occurrence."""
-    return next((c for c in allowed if c not in tried), None)
 
 
 def _audience_pages(

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cadence.dispatch import channels_for
+from cadence.channel_choice import channels_for
 from cadence.errors import InputError
 from cadence.messages import get_message
 from cadence.sending import ChannelFactory, SendPolicy, send_batch

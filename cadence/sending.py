@@ -17,10 +17,11 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
+from cadence.channel_choice import fallback_channel
 from cadence.channels.base import Channel, Outcome, OutcomeKind, Outgoing, Recipient
-from cadence.dispatch import fallback_channel
 from cadence.errors import CadenceError
 from cadence.formatting.markdown import md_escape
+from cadence.launches import launch_content
 from cadence.personalise import context_for_person, personalise
 from cadence.rendering import render
 from cadence.store.bulk import insert_ignoring_duplicates
@@ -78,7 +79,7 @@ def recipient_of(person: Person, org_zone: str) -> Recipient:
     )
 
 
-def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
+def prepare(delivery: Delivery, policy: SendPolicy, session: Session) -> Outgoing:
     """Personalise one delivery into what its channel sends."""
     message: Message = delivery.occurrence.message
     wordings = message.wordings()
@@ -86,6 +87,7 @@ def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
     purpose = delivery.occurrence.purpose
     title = message.title
     answerable = True
+    note: str | None = None
     if purpose == "escalation":
         people = [
             {"name": md_escape(p["name"]), "email": md_escape(p["email"])}
@@ -94,6 +96,12 @@ def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
         title = f"Not yet acknowledged: {message.title}"
         body = render("digest/body.md", people=people, title=md_escape(message.title))
         answerable = False
+    elif message.kind == "launch":
+        context = context_for_person(person, message.title, policy.org_zone)
+        staff_body = personalise(message.body, context)
+        title, body, note, answerable = launch_content(
+            delivery, message, staff_body, person.timezone or policy.org_zone, session
+        )
     else:
         if purpose == "reminder":
             title = f"Reminder: {message.title}"
@@ -111,6 +119,7 @@ def prepare(delivery: Delivery, policy: SendPolicy) -> Outgoing:
         attempt=delivery.attempts,
         maybe_sent=delivery.maybe_sent,
         answerable=answerable,
+        leader_note=note,
     )
 
 
@@ -151,7 +160,7 @@ def send_batch(
         for delivery in deliveries:
             versions[delivery.id] = delivery.occurrence.message.version
             try:
-                by_channel[delivery.channel].append(prepare(delivery, policy))
+                by_channel[delivery.channel].append(prepare(delivery, policy, session))
             except CadenceError as exc:
                 outcomes.append(Outcome.failed(delivery.id, f"cannot personalise: {exc}"))
     for channel_name, batch in by_channel.items():

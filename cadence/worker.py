@@ -53,6 +53,7 @@ def policy_from(settings: Settings) -> DispatchPolicy:
         remind_after_hours=settings.remind_after_hours,
         max_reminders=settings.max_reminders,
         escalate=settings.escalate,
+        send_rate_per_minute=settings.slack_rate_per_minute,
         working_hours=WorkingHours.parse(
             settings.work_start, settings.work_end, settings.work_days
         ),

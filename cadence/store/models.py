@@ -275,3 +275,41 @@ class Acknowledgement(Base):
     via: Mapped[str] = mapped_column(String(16))
     counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Launch(Base):
+    """What a launch message adds: when customers hear of it, what they will be told, and
+    how much time staff and their leaders get before that."""
+
+    __tablename__ = "launches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), unique=True
+    )
+    customer_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    customer_zone: Mapped[str] = mapped_column(String(64))
+    customer_copy: Mapped[str] = mapped_column(Text)
+    talking_points: Mapped[str | None] = mapped_column(Text)
+    faq: Mapped[str | None] = mapped_column(Text)
+    lead_hours: Mapped[float] = mapped_column(Float, default=24.0)
+    # NULL: one working day per level of the reporting tree.
+    leader_lead_hours: Mapped[float | None] = mapped_column(Float)
+    margin_minutes: Mapped[float] = mapped_column(Float, default=60.0)
+    # The moment the timeline is planned from, so it stays put from tick to tick.
+    planned_from: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    message: Mapped[Message] = relationship()
+
+
+class LeaderNote(Base):
+    """A leader's own words for their team, sent with their team's launch message."""
+
+    __tablename__ = "leader_notes"
+    __table_args__ = (UniqueConstraint("message_id", "leader_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    leader_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
