@@ -184,6 +184,13 @@ def _refuse_if_late(timeline: Timeline) -> None:
         raise InputError("launch refused: nobody is in its audience")
     found = problems(timeline)
     if found:
+        minutes = timeline.fanout.total_seconds() / 60
+        if minutes >= 1:
+            # Often the reason: at the workspace's send rate, reaching everyone takes time.
+            found.append(
+                f"fan-out: sending to {len(timeline.releases)} people at the configured rate "
+                f"takes {minutes:.0f} minutes (CADENCE_SLACK_RATE_PER_MINUTE)"
+            )
         raise InputError("launch refused: staff would not all have it before customers", found)
 
 
@@ -666,6 +673,8 @@ def launch_status(
         for a in session.scalars(
             select(Acknowledgement)
             .where(Acknowledgement.occurrence_id == root.id, Acknowledgement.counted.is_(True))
+            # An answer to what was corrected since no longer counts.
+            .where(Acknowledgement.message_version >= message.ack_version)
             .order_by(Acknowledgement.id.desc())
         )
     }
