@@ -720,3 +720,22 @@ def launch_status(
         ),
         "as_of": now.isoformat(timespec="seconds"),
     }
+
+
+def late_launches(session: Session, now: datetime, ctx: LaunchContext) -> list[str]:
+    """Problems with launches still ahead after a directory change: lines naming each launch
+    whose timeline no longer reaches everyone in time."""
+    found: list[str] = []
+    rows = session.execute(
+        select(Message, Launch)
+        .join(Launch, Launch.message_id == Message.id)
+        .where(Message.status == MessageStatus.ACTIVE.value, Launch.customer_at > now)
+    ).all()
+    for message, launch in rows:
+        timeline = plan(session, message, launch, ctx)
+        # Whoever joins once the cascade is under way is sent it at once by the guard; what
+        # matters is who the plan itself would reach late.
+        late = problems(timeline)
+        if late:
+            found.append(f"launch {message.id} ({message.title}): " + "; ".join(late))
+    return found

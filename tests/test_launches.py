@@ -307,3 +307,40 @@ def test_launch_verbs_through_the_cli(session: Session, cli: Callable[..., CliRe
     ]:  # fmt: skip
         bad = cli(*args)
         assert bad.code == 2 and expected in bad.err, (args, bad)
+
+
+def test_directory_change_that_makes_a_launch_late_is_refused(
+    session: Session,
+    cli: Callable[..., CliResult],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tree(session)
+    # Round-the-clock working hours and 30 hours per level keep the arithmetic plain: the
+    # three tiers need 60 hours, and everyone must have it within 90.
+    monkeypatch.setenv("CADENCE_WORK_START", "00:00")
+    monkeypatch.setenv("CADENCE_WORK_END", "23:59")
+    monkeypatch.setenv("CADENCE_WORK_DAYS", "mon,tue,wed,thu,fri,sat,sun")
+    customer = datetime.now(UTC) + timedelta(days=10)
+    added = cli(
+        "launch", "add", "--title", "Tight", "--body", "b", "--customer-copy", "c",
+        "--customer-at", customer.strftime("%Y-%m-%dT%H:%M"), "--tz", "UTC",
+        "--everyone", "--channel", "log", "--lead", str(240 - 90 - 1), "--leader-lead", "30",
+    )  # fmt: skip
+    assert added.code == 0, added
+    # Two more levels under a staff member need 60 hours more: 120 in all.
+    deeper = tmp_path / "deeper.csv"
+    deeper.write_text(
+        "email,name,manager_email,timezone\n"
+        "intern@example.com,Ivy Intern,l1s1@example.com,Europe/London\n"
+        "intern2@example.com,Ian Intern,intern@example.com,Europe/London\n",
+        encoding="utf-8",
+    )
+    refused = cli("directory", "import", str(deeper))
+    assert refused.code == 2, refused
+    assert "launches would no longer reach everyone" in refused.err
+    assert "intern" in refused.err
+    session.expire_all()
+    assert session.scalar(select(Person).where(Person.email == "intern@example.com")) is None
+    forced = cli("directory", "import", str(deeper), "--allow-late-launches")
+    assert forced.code == 0 and "warning: launch" in forced.err

@@ -7,9 +7,12 @@ from pathlib import Path
 import typer
 
 from cadence import directory
-from cadence.cli.context import db_session
+from cadence.cli.context import db_session, runtime
+from cadence.cli.launches import context as launch_context
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
+from cadence.errors import InputError
+from cadence.launches import late_launches
 from cadence.planning.planner import invalidate
 
 directory_app = typer.Typer(
@@ -52,14 +55,31 @@ def import_file(
         help="The file lists everyone: deactivate active people missing from it "
         "(they are kept, with their history, never deleted).",
     ),
+    allow_late: bool = typer.Option(
+        False,
+        "--allow-late-launches",
+        help="Import even if a launch would then reach someone after its deadline "
+        "(they are sent it at once when everyone should have had it).",
+    ),
 ) -> None:
     """Parse first, so a malformed file fails before the database is even opened."""
     rows = directory.parse_directory(file)
+    settings = runtime(ctx).settings
     with db_session(ctx) as session:
-        result = directory.import_directory(session, rows, full=full, now=utcnow())
+        now = utcnow()
+        result = directory.import_directory(session, rows, full=full, now=now)
         if result.created or result.updated or result.deactivated:
             # Who is in which zone decides which occurrences exist: plan them again.
             invalidate(session)
+            late = late_launches(session, now, launch_context(settings))
+            if late and not allow_late:
+                raise InputError(
+                    "directory import refused: launches would no longer reach everyone "
+                    "before customers (use --allow-late-launches to import anyway)",
+                    late,
+                )
+            for line in late:
+                typer.echo(f"warning: {line}", err=True)
     typer.echo(result.summary())
 
 
