@@ -40,6 +40,8 @@ class MessageStatus(enum.StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     CANCELLED = "cancelled"
+    # Queued by a leader where comms requires approval: nothing is planned until approved.
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 class OccurrenceStatus(enum.StrEnum):
@@ -115,6 +117,9 @@ class Message(Base):
     remind_after_hours: Mapped[float | None] = mapped_column(Float)
     max_reminders: Mapped[int | None] = mapped_column(Integer)
     escalate: Mapped[bool | None] = mapped_column(Boolean)
+    # Who queued it (a dashboard or API user), and who approved it when approval was needed.
+    created_by_id: Mapped[int | None] = mapped_column(Integer)
+    approved_by_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -313,3 +318,47 @@ class LeaderNote(Base):
     leader_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """Someone who signs in to the dashboard or the API: a comms user sees everything, a
+    leader sees their own reporting tree (the person they are in the directory)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # "comms" or "leader"
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    person: Mapped[Person | None] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for the HTTP API, stored only as a hash; it acts as its user."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User] = relationship()
+
+
+class OrgSetting(Base):
+    """Settings comms users change at run time (e.g. whether leaders' messages need
+    approval), as opposed to the deployment's environment variables."""
+
+    __tablename__ = "org_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
