@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     slack_signing_secret: str | None = None
     smtp_url: str | None = None
     email_from: str = "Cadence <cadence@localhost>"
+    # The demo's inbox preview shows what everyone received, with no sign-in: demo only.
+    demo_inbox: bool = False
     # Workspace-wide Slack pace, shared by all workers; Slack allows "several hundred".
     slack_rate_per_minute: float = Field(default=300.0, gt=0, le=100_000)
     slack_burst: int = Field(default=20, ge=1, le=10_000)

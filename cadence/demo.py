@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from cadence.audience import Audience
 from cadence.directory import ImportResult, import_directory, parse_directory
+from cadence.launches import LaunchContext, LaunchSpec, add_launch
 from cadence.messages import CadenceSpec, CoreMessageSpec, add_core_message
 from cadence.planning.planner import invalidate
-from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence, Person
+from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence, Person, User
 
 SAMPLE_DIRECTORY = Path(__file__).parent / "samples" / "directory.csv"
 
@@ -21,14 +23,19 @@ MINUTELY_TITLE = "A name, not a number"
 WEEKLY_TITLE = "Own the outcome"
 
 
+LAUNCH_TITLE = "Same-day refunds"
+
+
 @dataclass
 class Seeded:
     directory: ImportResult
     messages: list[Message]
+    notes: list[str] = field(default_factory=list)
 
 
-def seed(session: Session, now: datetime, org_zone: str) -> Seeded:
-    """Load the sample directory and the demo's core messages (once; safe to run again)."""
+def seed(session: Session, now: datetime, ctx: LaunchContext) -> Seeded:
+    """Load the sample directory, the demo's core messages and a launch a few minutes ahead
+    (once; safe to run again), and a comms user for the dashboard."""
     result = import_directory(session, parse_directory(SAMPLE_DIRECTORY), full=False, now=now)
     invalidate(session)
     existing = {m.title: m for m in session.scalars(select(Message))}
@@ -64,7 +71,42 @@ def seed(session: Session, now: datetime, org_zone: str) -> Seeded:
             ),
         )
         messages.append(add_core_message(session, spec, now))
-    return Seeded(result, messages)
+    if LAUNCH_TITLE not in existing:
+        messages.append(_launch(session, now, ctx))
+    return Seeded(result, messages, _demo_user(session, now))
+
+
+def _launch(session: Session, now: datetime, ctx: LaunchContext) -> Message:
+    """A launch customers hear of in 12 minutes: leaders get two minutes each, and
+    everyone must have it 6 minutes before customers."""
+    spec = LaunchSpec(
+        title=LAUNCH_TITLE,
+        body="From today, refunds under 50 EUR are approved at once, {{ person.first_name }}.",
+        customer_copy="Refunds under 50 EUR now reach your account the same day.",
+        customer_at=(now + timedelta(minutes=12)).replace(second=0, microsecond=0),
+        customer_zone="Europe/London",
+        audience=Audience(teams=("Support",)),
+        channels=["log"],
+        talking_points="Fewer repeat contacts; agents no longer wait for approval.",
+        lead_hours=0.1,
+        leader_lead_hours=2 / 60,
+        margin_minutes=1,
+    )
+    return add_launch(session, spec, now, ctx)
+
+
+def _demo_user(session: Session, now: datetime) -> list[str]:
+    """A comms user for the dashboard, with a password made now and shown once."""
+    try:
+        from cadence.users import create_user
+    except ImportError:
+        return []
+    email = "comms@example.com"
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        return [f"dashboard sign-in: {email} (password shown when it was first created)"]
+    password = secrets.token_urlsafe(12)
+    create_user(session, email, role="comms", password=password, now=now)
+    return [f"dashboard sign-in: {email} / {password}"]
 
 
 def sent_since(session: Session, since: datetime) -> list[tuple[int, str]]:

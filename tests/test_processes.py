@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -19,6 +20,7 @@ from cadence.broker import EmbeddedRedis, redis_client
 from cadence.config import Settings
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, DeliveryStatus
+from tests.test_web import free_port
 
 
 def read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
@@ -62,8 +64,9 @@ def test_demo_sends_then_stops_every_process_on_sigterm(
     env.pop("CADENCE_REDIS_URL", None)
     if os.environ.get("CADENCE_REDIS_URL"):
         env["CADENCE_REDIS_URL"] = os.environ["CADENCE_REDIS_URL"]
+    port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cadence", "demo"],
+        [sys.executable, "-m", "cadence", "demo", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -73,6 +76,12 @@ def test_demo_sends_then_stops_every_process_on_sigterm(
     try:
         lines = read_until(proc, "  sent  'A name, not a number'", timeout=90)
         assert any("imported 12 people" in line for line in lines)
+        assert any("added launch message" in line for line in lines)
+        # The demo answers: the inbox preview shows what people received.
+        inbox = httpx.get(f"http://127.0.0.1:{port}/inbox", timeout=10)
+        assert inbox.status_code == 200 and "Grace Hopper" in inbox.text
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert health.json()["status"] == "ok"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
@@ -89,7 +98,9 @@ def test_demo_sends_then_stops_every_process_on_sigterm(
             select(Delivery).where(Delivery.status == DeliveryStatus.SENT.value)
         ).all()
     assert sent
-    assert all(d.rendered and "A name, not a number" in d.rendered for d in sent)
+    texts = [d.rendered or "" for d in sent]
+    assert any("A name, not a number" in t for t in texts)
+    assert all("A name, not a number" in t or "Same-day refunds" in t for t in texts)
 
 
 def test_only_one_beat_holds_the_lock(redis_url: str) -> None:

@@ -14,6 +14,7 @@ from cadence.beat_lock import BeatLock
 from cadence.broker import redis_client, resolve_redis_url
 from cadence.checks import startup_checks
 from cadence.cli.context import runtime
+from cadence.cli.launches import context as launch_context
 from cadence.clock import utcnow
 from cadence.demo import seed, sent_since
 from cadence.store.db import session_scope, upgrade
@@ -55,6 +56,8 @@ def worker(
         app.worker_main(
             ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
              f"--pool={pool}", "--hostname=cadence@%h", "--without-gossip", "--without-mingle"]
+            # A quiet log level also drops Celery's start-up banner.
+            + (["--quiet"] if loglevel.upper() in ("WARNING", "ERROR", "CRITICAL") else [])
         )  # fmt: skip
     finally:
         if owned is not None:
@@ -119,28 +122,54 @@ def up(
     raise typer.Exit(_supervise(ctx, loglevel, duration=duration, web_port=port))
 
 
+DEMO_ENVIRONMENT = {
+    "CADENCE_TICK_SECONDS": "2",
+    "CADENCE_DEMO_INBOX": "true",
+    # Round the clock, so the demo's launch and reminders move whenever it is run.
+    "CADENCE_WORK_START": "00:00",
+    "CADENCE_WORK_END": "23:59",
+    "CADENCE_WORK_DAYS": "mon,tue,wed,thu,fri,sat,sun",
+    "CADENCE_REMIND_AFTER_HOURS": "0.1",
+    "CADENCE_MAX_REMINDERS": "1",
+}
+
+
 def demo(
     ctx: typer.Context,
     duration: float | None = typer.Option(
         None, "--duration", min=1, help="Stop after this many seconds (default: until Ctrl-C)."
     ),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port for the web app."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the inbox in a browser."),
 ) -> None:
-    """Set up the database, load a sample organisation and core messages, and run Cadence,
-    printing each delivery as it is sent."""
+    """Set up the database, load a sample organisation, core messages and a launch a few
+    minutes ahead, and run Cadence (worker, beat and web), printing each delivery as it is
+    sent. The inbox preview shows what everyone received; acknowledge there and watch the
+    dashboard move."""
     _logging("WARNING")
+    for name, value in DEMO_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("CADENCE_BASE_URL", f"http://127.0.0.1:{port}")
     rt = runtime(ctx)
-    os.environ.setdefault("CADENCE_TICK_SECONDS", "2")
     upgrade(rt.engine)
     now = utcnow()
     with session_scope(rt.sessions) as session:
-        seeded = seed(session, now, rt.settings.timezone)
+        seeded = seed(session, now, launch_context(rt.settings))
     typer.echo(seeded.directory.summary())
     for message in seeded.messages:
-        typer.echo(f"added core message {message.id}: {message.title!r}")
+        typer.echo(f"added {message.kind} message {message.id}: {message.title!r}")
+    for line in seeded.notes:
+        typer.echo(line)
+    base = rt.settings.base_url.rstrip("/")
     typer.echo(
         f"database: {rt.engine.url.render_as_string()}\n"
-        "starting worker and beat; deliveries appear below as they are sent (Ctrl-C stops)"
+        f"inbox preview: {base}/inbox    dashboard: {base}/dashboard\n"
+        "starting worker, beat and web; deliveries appear below as they are sent (Ctrl-C stops)"
     )
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(f"{base}/inbox")
     seen: set[int] = set()
     since = now - timedelta(seconds=5)
 
@@ -151,7 +180,7 @@ def demo(
                     seen.add(delivery_id)
                     typer.echo(line)
 
-    code = _supervise(ctx, "WARNING", on_idle=feed, duration=duration)
+    code = _supervise(ctx, "WARNING", on_idle=feed, duration=duration, web_port=port)
     feed()
     typer.echo(f"stopped; {len(seen)} deliveries sent during this run. Try: cadence deliveries")
     raise typer.Exit(code)
