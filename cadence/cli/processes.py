@@ -53,11 +53,12 @@ def worker(
         startup_checks(rt.settings, rt.engine, url)
         rt.engine.dispose()  # the pool forks; each child opens its own connections
         app = make_celery(rt.settings, url)
+        quiet = loglevel.upper() in ("WARNING", "ERROR", "CRITICAL")
+        # A quiet log level also drops Celery's start-up banner (a global option, first).
         app.worker_main(
-            ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
-             f"--pool={pool}", "--hostname=cadence@%h", "--without-gossip", "--without-mingle"]
-            # A quiet log level also drops Celery's start-up banner.
-            + (["--quiet"] if loglevel.upper() in ("WARNING", "ERROR", "CRITICAL") else [])
+            (["--quiet"] if quiet else [])
+            + ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
+               f"--pool={pool}", "--hostname=cadence@%h", "--without-gossip", "--without-mingle"]
         )  # fmt: skip
     finally:
         if owned is not None:
@@ -79,7 +80,11 @@ def beat(ctx: typer.Context, loglevel: str = LOGLEVEL) -> None:
         )
         lock.keep_renewing(on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
         app = make_celery(rt.settings, url)
-        app.Beat(scheduler="celery.beat:Scheduler", loglevel=loglevel.upper()).run()
+        app.Beat(
+            scheduler="celery.beat:Scheduler",
+            loglevel=loglevel.upper(),
+            quiet=loglevel.upper() in ("WARNING", "ERROR", "CRITICAL"),
+        ).run()
     finally:
         lock.release()
         if owned is not None:
