@@ -1,0 +1,253 @@
+"""`cadence bench dashboard`: how long the overview and a message's page take to serve over
+a large history, on SQLite or PostgreSQL.
+
+The history is generated inside the database (INSERT ... SELECT), so a million deliveries
+take seconds to make: people in nested teams under leaders, core messages repeated many
+times, every repetition sent to everyone, and most of them acknowledged.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import Engine, insert, select, text
+from sqlalchemy.engine import make_url
+
+from cadence.broker import EmbeddedRedis, redis_client
+from cadence.config import Settings
+from cadence.runtime import Runtime
+from cadence.store.db import make_engine, session_scope, upgrade
+from cadence.store.models import Message, Occurrence, Person, Team
+
+PEOPLE_PER_TEAM = 1000
+MESSAGES = 10
+
+
+def _schema_url(url: str, schema: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    query = dict(parsed.query)
+    query["options"] = f"-csearch_path={schema}"
+    return parsed.set(query=query).render_as_string(hide_password=False)
+
+
+def generate(rt: Runtime, deliveries: int, now: datetime) -> dict[str, int]:
+    """Make a history of about `deliveries` sent deliveries; return its dimensions."""
+    people = max(100, min(20_000, deliveries // 100))
+    teams = max(1, people // PEOPLE_PER_TEAM)
+    repetitions = max(1, deliveries // (people * MESSAGES))
+    start = now - timedelta(days=7 * repetitions)
+    with session_scope(rt.sessions) as session:
+        root = Team(path="Support", name="Support")
+        session.add(root)
+        session.flush()
+        team_ids = []
+        for t in range(teams):
+            team = Team(path=f"Support/Team {t}", name=f"Team {t}", parent_id=root.id)
+            session.add(team)
+            session.flush()
+            team_ids.append(team.id)
+        head = Person(email="head@example.com", name="Head", team_id=root.id, active=True,
+                      created_at=now, updated_at=now)  # fmt: skip
+        session.add(head)
+        session.flush()
+        leaders = []
+        for t, team_id in enumerate(team_ids):
+            leader = Person(
+                email=f"lead{t}@example.com",
+                name=f"Lead {t}",
+                team_id=team_id,
+                manager_id=head.id,
+                active=True,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(leader)
+            session.flush()
+            leaders.append(leader.id)
+        rows = [
+            {
+                "email": f"p{i:06d}@example.com",
+                "name": f"Person {i}",
+                "team_id": team_ids[i % teams],
+                "manager_id": leaders[i % teams],
+                "timezone": ("Europe/London", "America/New_York", "Australia/Sydney")[i % 3],
+                "channel": ("slack", "email")[i % 2],
+                "active": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(people)
+        ]
+        for chunk in range(0, len(rows), 5000):
+            session.execute(insert(Person), rows[chunk : chunk + 5000])
+        for m in range(MESSAGES):
+            message = Message(kind="core", title=f"Core message {m}", body="Body", status="active",
+                              audience={"everyone": True}, channels=["slack", "email"],
+                              created_at=start, updated_at=start)  # fmt: skip
+            session.add(message)
+            session.flush()
+            session.execute(
+                insert(Occurrence),
+                [
+                    {
+                        "message_id": message.id,
+                        "purpose": "cadence",
+                        "sequence": r,
+                        "zone": "UTC",
+                        "local_time": (start + timedelta(days=7 * r, hours=m)).replace(tzinfo=None),
+                        "due_at": start + timedelta(days=7 * r, hours=m),
+                        "status": "dispatched",
+                    }
+                    for r in range(repetitions)
+                ],
+            )
+    _fill(rt.engine)
+    return {"people": people, "teams": teams, "messages": MESSAGES, "repetitions": repetitions}
+
+
+def _fill(engine: Engine) -> None:
+    """Every occurrence to every person, sent a few minutes late; about two in three
+    acknowledged, some with a question and a clarity rating."""
+    sqlite = engine.dialect.name == "sqlite"
+    later = (
+        "datetime(o.due_at, '+' || (p.id % 30) || ' minutes')"
+        if sqlite
+        else "o.due_at + (p.id % 30) * interval '1 minute'"
+    )
+    answered = (
+        "datetime(d.sent_at, '+' || (d.id % 600) || ' minutes')"
+        if sqlite
+        else "d.sent_at + (d.id % 600) * interval '1 minute'"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"""
+            INSERT INTO deliveries (occurrence_id, person_id, channel, variant, status,
+                attempts, created_at, queued_at, sent_at, maybe_sent, content_version)
+            SELECT o.id, p.id, COALESCE(p.channel, 'slack'), o.sequence % 2, 'sent', 1,
+                o.due_at, o.due_at, {later}, false, 1
+            FROM occurrences o CROSS JOIN people p
+            WHERE o.purpose = 'cadence' AND p.manager_id IS NOT NULL
+        """)
+        )
+        conn.execute(
+            text(f"""
+            INSERT INTO acknowledgements (delivery_id, occurrence_id, person_id, kind,
+                question, clarity, message_version, via, counted, created_at)
+            SELECT d.id, d.occurrence_id, d.person_id,
+                CASE WHEN d.id % 17 = 0 THEN 'question' ELSE 'ack' END,
+                CASE WHEN d.id % 17 = 0 THEN 'Does this apply to refunds?' ELSE NULL END,
+                CASE WHEN d.id % 3 = 0 THEN d.id % 11 ELSE NULL END,
+                1, d.channel, true, {answered}
+            FROM deliveries d WHERE d.id % 3 <> 2
+        """)
+        )
+        if not sqlite:
+            conn.execute(text("ANALYZE"))
+
+
+@contextmanager
+def _serve(rt: Runtime, redis_url: str) -> Iterator[str]:
+    from cadence.web.app import build_app
+    from cadence.web.deps import WebDeps
+
+    deps = WebDeps(rt.settings, rt.sessions, redis_client(redis_url), lambda name, args: None)
+    config = uvicorn.Config(build_app(deps), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _timed(client: httpx.Client, path: str, runs: int) -> dict[str, Any]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(path)
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return {
+        "path": path,
+        "median_ms": round(statistics.median(times), 1),
+        "max_ms": round(max(times), 1),
+        "runs": runs,
+    }
+
+
+def dashboard(deliveries: int, database_url: str | None = None, runs: int = 7) -> dict[str, Any]:
+    from cadence.users import create_user, issue_session
+
+    with tempfile.TemporaryDirectory(prefix="cadence-bench-") as tmp:
+        root = Path(tmp)
+        schema = None
+        if database_url and database_url.startswith("postgresql"):
+            schema = f"cadence_bench_{uuid.uuid4().hex[:8]}"
+            admin = make_engine(database_url)
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            url = _schema_url(database_url, schema)
+        else:
+            admin = None
+            url = f"sqlite:///{root / 'bench.db'}"
+        redis = EmbeddedRedis(root / "redis")
+        redis.start()
+        settings = Settings(database_url=url, redis_url=redis.url, state_dir=root / "state")
+        rt = Runtime(settings)
+        try:
+            upgrade(rt.engine)
+            now = datetime.now(UTC).replace(microsecond=0)
+            made = time.perf_counter()
+            shape = generate(rt, deliveries, now)
+            generated = time.perf_counter() - made
+            with session_scope(rt.sessions) as session:
+                user = create_user(session, "comms@example.com", role="comms",
+                                   password="benchmark-password", now=now)  # fmt: skip
+                cookie = issue_session(settings.secret_key, user, now)
+                counted = session.scalar(text("SELECT count(*) FROM deliveries"))
+                message_id = session.scalar(select(Message.id).order_by(Message.id))
+            from cadence.web.dashboard import SESSION_COOKIE
+
+            with (
+                _serve(rt, redis.url) as base,
+                httpx.Client(
+                    base_url=base, cookies={SESSION_COOKIE: cookie}, timeout=120
+                ) as client,
+            ):
+                pages = [
+                    _timed(client, "/dashboard", runs),
+                    _timed(client, f"/dashboard/messages/{message_id}", runs),
+                ]
+            return {
+                "database": rt.engine.dialect.name,
+                "deliveries": counted,
+                **shape,
+                "generated_seconds": round(generated, 1),
+                "pages": pages,
+            }
+        finally:
+            rt.engine.dispose()
+            redis.stop()
+            if admin is not None and schema is not None:
+                with admin.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
