@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cadence.errors import InputError
@@ -133,3 +133,12 @@ __all__ = [
     "count_members",
     "effective_zone",
 ]
+
+
+def tree_of(person_id: int) -> Select[tuple[int]]:
+    """SELECT of the ids of a person and everyone below them in the reporting tree: what a
+    leader may see and target."""
+    root = select(Person.id).where(Person.id == person_id).cte("scope", recursive=True)
+    child = aliased(Person)
+    tree = root.union(select(child.id).where(child.manager_id == root.c.id))
+    return select(tree.c.id)

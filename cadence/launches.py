@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cadence.audience import Audience, audience_filter, effective_zone
 from cadence.channel_choice import channels_for, fallback_channel
+from cadence.config import Settings
 from cadence.errors import InputError
 from cadence.formatting.markdown import md_escape
 from cadence.messages import get_message, validate_content
@@ -59,6 +60,14 @@ class LaunchContext:
     org_zone: str
     rate_per_minute: float
     hours: WorkingHours
+
+
+def context_from(settings: Settings) -> LaunchContext:
+    return LaunchContext(
+        org_zone=settings.timezone,
+        rate_per_minute=settings.slack_rate_per_minute,
+        hours=WorkingHours.parse(settings.work_start, settings.work_end, settings.work_days),
+    )
 
 
 @dataclass

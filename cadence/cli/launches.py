@@ -19,6 +19,7 @@ from cadence.launches import (
     LaunchSpec,
     add_launch,
     cancel_launch,
+    context_from,
     edit_launch,
     get_launch,
     launch_status,
@@ -26,7 +27,6 @@ from cadence.launches import (
     plan,
     set_note,
 )
-from cadence.planning.followups import WorkingHours
 from cadence.planning.recurrence import zone
 from cadence.store.models import Launch, Message
 
@@ -41,11 +41,7 @@ def register(app: typer.Typer) -> None:
 
 
 def context(settings: Settings) -> LaunchContext:
-    return LaunchContext(
-        org_zone=settings.timezone,
-        rate_per_minute=settings.slack_rate_per_minute,
-        hours=WorkingHours.parse(settings.work_start, settings.work_end, settings.work_days),
-    )
+    return context_from(settings)
 
 
 def _text(value: str | None, path: Path | None, what: str, required: bool) -> str | None:

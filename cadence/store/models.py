@@ -102,7 +102,9 @@ class Message(Base):
     kind: Mapped[str] = mapped_column(String(16), default=MessageKind.CORE.value)
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.ACTIVE.value)
+    status: Mapped[str] = mapped_column(String(32), default=MessageStatus.ACTIVE.value)
+    # Why it was rejected or withdrawn, when someone said.
+    status_note: Mapped[str | None] = mapped_column(Text)
     audience: Mapped[dict[str, Any]] = mapped_column(JSON)
     channels: Mapped[list[str]] = mapped_column(JSON)
     # "first": each person on one channel (their own if allowed, else the first), with the

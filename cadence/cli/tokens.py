@@ -1,0 +1,69 @@
+"""`cadence token ...`: bearer tokens for the HTTP API."""
+
+from __future__ import annotations
+
+import typer
+
+from cadence.api_tokens import create_token, find_user, list_tokens, revoke
+from cadence.cli.context import db_session
+from cadence.cli.output import Format, emit
+from cadence.clock import utcnow
+
+token_app = typer.Typer(help="Bearer tokens for the HTTP API.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def create(
+    ctx: typer.Context,
+    user: str = typer.Option(..., "--user", help="The email of the user the token acts as."),
+    name: str = typer.Option(
+        ..., "--name", help="Where it is used, e.g. 'intranet calendar', to tell tokens apart."
+    ),
+) -> None:
+    """Make a token. It is printed once and only its hash is kept: store it somewhere safe."""
+    with db_session(ctx) as session:
+        owner = find_user(session, user)
+        row, token = create_token(session, owner, name, utcnow())
+        token_id, email = row.id, owner.email
+    typer.echo(token)
+    typer.echo(
+        f"token {token_id} for {email}; it will not be shown again "
+        "(use it as 'Authorization: Bearer TOKEN', or ?token=TOKEN for calendar feeds)",
+        err=True,
+    )
+
+
+@token_app.command("list")
+def list_(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format")) -> None:
+    """List tokens (never the tokens themselves): who, what for, last used, revoked."""
+    with db_session(ctx) as session:
+        rows = [
+            {
+                "id": t.id,
+                "user": t.user.email,
+                "role": t.user.role,
+                "name": t.name,
+                "created_at": t.created_at.isoformat(timespec="seconds"),
+                "last_used_at": (
+                    t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else None
+                ),
+                "revoked": t.revoked,
+            }
+            for t in list_tokens(session)
+        ]
+    emit(rows, ["id", "user", "role", "name", "created_at", "last_used_at", "revoked"], fmt)
+
+
+@token_app.command("revoke")
+def revoke_(
+    ctx: typer.Context, token_id: int = typer.Argument(..., metavar="ID", help="Token id.")
+) -> None:
+    """Revoke a token: requests using it are refused from now on."""
+    with db_session(ctx) as session:
+        row = revoke(session, token_id)
+        name = row.name
+    typer.echo(f"revoked token {token_id} ({name})")
