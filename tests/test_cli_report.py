@@ -1,0 +1,105 @@
+"""`cadence report` through the command line, on the organisation of tests/test_figures.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy.orm import Session
+
+from tests.conftest import CliResult
+from tests.test_figures import seed
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def seeded(session: Session) -> None:
+    seed(session)
+
+
+def test_overview_as_json(cli: Cli, seeded: None) -> None:
+    result = cli("report", "--format", "json")
+    assert result.code == 0, result.err
+    figures = json.loads(result.out)
+    assert (figures["planned"], figures["sent"], figures["acknowledged"]) == (15, 12, 9)
+    assert (figures["reach"], figures["ack_rate"], figures["clarity_score"]) == (0.8, 0.75, 14.3)
+    assert figures["missed_occurrences"] == 1
+    assert figures["launches"] == []
+
+
+def test_overview_as_a_table_and_csv(cli: Cli, seeded: None) -> None:
+    table = cli("report")
+    assert table.code == 0, table.err
+    assert "reach" in table.out and "0.8" in table.out and "ack_p90_s" in table.out
+    rows = list(csv.DictReader(io.StringIO(cli("report", "--format", "csv").out)))
+    assert len(rows) == 1
+    assert (rows[0]["planned"], rows[0]["sent"], rows[0]["ack_median_s"]) == ("15", "12", "1800.0")
+
+
+def test_breakdowns(cli: Cli, seeded: None) -> None:
+    result = cli("report", "--by", "team", "--format", "csv")
+    assert result.code == 0, result.err
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert [(r["team"], r["planned"], r["sent"], r["reach"]) for r in rows] == [
+        ("Support", "8", "7", "0.875"),
+        ("Support Partners", "1", "0", "0.0"),
+        ("Support/EMEA", "6", "5", "0.8333"),
+    ]
+    by_day = json.loads(cli("report", "--by", "period", "--period", "day", "--format", "json").out)
+    assert [(r["period"], r["planned"]) for r in by_day] == [
+        ("2026-03-02", 6),
+        ("2026-03-08", 5),
+        ("2026-03-09", 4),
+    ]
+    by_message = json.loads(
+        cli("report", "--by", "message", "--manager", "bob@example.com", "--format", "json").out
+    )
+    assert [(r["title"], r["planned"], r["acknowledged"]) for r in by_message] == [
+        ("Own the outcome", 5, 3),
+        ("Say sorry once", 3, 3),
+    ]
+    table = cli("report", "--by", "channel")
+    assert table.code == 0 and "slack" in table.out and "email" in table.out
+
+
+def test_days_are_inclusive_and_slices_apply(cli: Cli, seeded: None) -> None:
+    # --until includes its whole day: O1 and O2 (both on the 2nd).
+    until = json.loads(cli("report", "--until", "2026-03-02", "--format", "json").out)
+    assert until["planned"] == 6
+    window = json.loads(
+        cli("report", "--since", "2026-03-05", "--until", "2026-03-08", "--format", "json").out
+    )
+    assert (window["planned"], window["sent"]) == (5, 4)
+    team = json.loads(cli("report", "--team", "Support/EMEA", "--format", "json").out)
+    assert (team["planned"], team["sent"], team["acknowledged"]) == (6, 5, 4)
+    email = json.loads(cli("report", "--channel", "email", "--format", "json").out)
+    assert (email["planned"], email["sent"]) == (4, 3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--by", "zone"], "error: unknown --by 'zone' (one of: message, team, manager"),
+        (["--by", "period", "--period", "year"], "error: unknown --period 'year'"),
+        (["--since", "2026-02-30"], "error: --since must be a date YYYY-MM-DD, not '2026-02-30'"),
+        (["--until", "last week"], "error: --until must be a date YYYY-MM-DD"),
+        (["--since", "2026-03-09", "--until", "2026-03-01"], "error: the start of the period"),
+        (["--team", "Nope"], "error: unknown team 'Nope'"),
+        (["--manager", "nobody@example.com"], "error: no person with email nobody@example.com"),
+    ],
+)
+def test_bad_input_exits_2(cli: Cli, seeded: None, args: list[str], message: str) -> None:
+    result = cli("report", *args)
+    assert result.code == 2
+    assert message in result.err
+    assert result.out == ""
+
+
+def test_help(cli: Cli) -> None:
+    result = cli("report", "--help")
+    assert result.code == 0
+    assert "--by" in result.out and "--since" in result.out
