@@ -27,9 +27,12 @@ def _register() -> None:
         launches,
         messages,
         processes,
+        report,
         schedule,
         send_test,
         setup,
+        tokens,
+        users,
         web,
     )
 
@@ -42,8 +45,11 @@ def _register() -> None:
         deliveries,
         acks,
         launches,
+        report,
         processes,
         bench,
+        tokens,
+        users,
         web,
     ):
         module.register(app)

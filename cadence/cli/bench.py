@@ -49,3 +49,18 @@ def acks(
     from cadence.bench_acks import acks as run
 
     typer.echo(json.dumps(run(clicks, concurrency=concurrency), indent=2))
+
+
+@bench_app.command("dashboard")
+def dashboard(
+    deliveries: int = typer.Option(1_000_000, "--deliveries", min=1000, max=20_000_000),
+    database_url: str | None = typer.Option(
+        None, "--database-url", help="A PostgreSQL URL to run on (a scratch schema is used)."
+    ),
+    runs: int = typer.Option(7, "--runs", min=1, help="Requests per page."),
+) -> None:
+    """How long the dashboard's overview and a message's page take over a large history
+    (SQLite in a scratch file by default)."""
+    from cadence.bench_dashboard import dashboard as run
+
+    typer.echo(json.dumps(run(deliveries, database_url, runs), indent=2))

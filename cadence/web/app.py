@@ -11,7 +11,7 @@ from cadence.web.deps import WebDeps
 
 
 def build_app(deps: WebDeps) -> FastAPI:
-    from cadence.web import ack_pages, health, slack_interactions
+    from cadence.web import ack_pages, api, dashboard, health, inbox, slack_interactions
 
     app = FastAPI(
         title="Cadence",
@@ -22,6 +22,9 @@ def build_app(deps: WebDeps) -> FastAPI:
     app.include_router(health.router(deps))
     app.include_router(ack_pages.router(deps))
     app.include_router(slack_interactions.router(deps))
+    app.include_router(dashboard.router(deps))
+    app.include_router(api.router(deps))
+    app.include_router(inbox.router(deps))
     return app
 
 
