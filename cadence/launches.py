@@ -379,31 +379,7 @@ def _escalate_bypasses(
             )
     if not by_manager:
         return 0
-    insert_ignoring_duplicates(
-        session,
-        Occurrence,
-        [
-            {
-                "message_id": message.id,
-                "purpose": "escalation",
-                "parent_id": occurrence.id,
-                "follow_up": 1,
-                "sequence": 0,
-                "zone": "UTC",
-                "local_time": now.replace(tzinfo=None),
-                "due_at": now,
-                "status": OccurrenceStatus.DISPATCHED.value,
-                "dispatched_at": now,
-            }
-        ],
-    )
-    escalation = session.scalar(
-        select(Occurrence.id).where(
-            Occurrence.message_id == message.id,
-            Occurrence.purpose == "escalation",
-            Occurrence.parent_id == occurrence.id,
-        )
-    )
+    escalation = _follow_up_now(session, message.id, occurrence.id, "escalation", 1, now)
     managers = dict(
         session.execute(
             select(Person.id, Person.channel).where(
@@ -621,31 +597,7 @@ def _send_to_recipients(
     if not reached:
         return 0
     number = message.version if "correction" in payload else 10_000 + message.version
-    insert_ignoring_duplicates(
-        session,
-        Occurrence,
-        [
-            {
-                "message_id": message.id,
-                "purpose": "correction",
-                "parent_id": root.id,
-                "follow_up": number,
-                "sequence": 0,
-                "zone": "UTC",
-                "local_time": now.replace(tzinfo=None),
-                "due_at": now,
-                "status": OccurrenceStatus.DISPATCHED.value,
-                "dispatched_at": now,
-            }
-        ],
-    )
-    correction = session.scalar(
-        select(Occurrence.id).where(
-            Occurrence.message_id == message.id,
-            Occurrence.purpose == "correction",
-            Occurrence.follow_up == number,
-        )
-    )
+    correction = _follow_up_now(session, message.id, root.id, "correction", number, now)
     rows = [
         {
             "occurrence_id": correction,
@@ -660,6 +612,41 @@ def _send_to_recipients(
         for person_id, channel in reached
     ]
     return insert_ignoring_duplicates(session, Delivery, rows)
+
+
+def _follow_up_now(
+    session: Session, message_id: int, parent_id: int, purpose: str, number: int, now: datetime
+) -> int:
+    """An occurrence of `purpose` following up `parent_id`, dispatched at once (its
+    deliveries are written by the caller); the same one if it already exists."""
+    insert_ignoring_duplicates(
+        session,
+        Occurrence,
+        [
+            {
+                "message_id": message_id,
+                "purpose": purpose,
+                "parent_id": parent_id,
+                "follow_up": number,
+                "sequence": 0,
+                "zone": "UTC",
+                "local_time": now.replace(tzinfo=None),
+                "due_at": now,
+                "status": OccurrenceStatus.DISPATCHED.value,
+                "dispatched_at": now,
+            }
+        ],
+    )
+    found = session.scalar(
+        select(Occurrence.id).where(
+            Occurrence.message_id == message_id,
+            Occurrence.purpose == purpose,
+            Occurrence.parent_id == parent_id,
+            Occurrence.follow_up == number,
+        )
+    )
+    assert found is not None
+    return found
 
 
 def launch_status(

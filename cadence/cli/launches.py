@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -157,11 +158,7 @@ def show(
         row = _describe(message, launch)
         row.update(body=message.body, customer_copy=launch.customer_copy,
                    talking_points=launch.talking_points, faq=launch.faq)  # fmt: skip
-    if fmt is Format.json:
-        typer.echo(json.dumps(row, indent=2))
-        return
-    for key, value in row.items():
-        typer.echo(f"{key:>18}: {'' if value is None else value}")
+    _print_fields(row, fmt)
 
 
 @launch_app.command("preview")
@@ -272,9 +269,15 @@ def status(
     rt = runtime(ctx)
     with db_session(ctx) as session:
         figures = launch_status(session, launch_id, context(rt.settings), utcnow())
+    _print_fields(figures, fmt)
+
+
+def _print_fields(row: dict[str, Any], fmt: Format) -> None:
+    """One record: JSON, or a `name: value` line per field."""
     if fmt is Format.json:
-        typer.echo(json.dumps(figures, indent=2))
+        typer.echo(json.dumps(row, indent=2))
         return
-    for key, value in figures.items():
+    width = max(len(key) for key in row)
+    for key, value in row.items():
         shown = ", ".join(value) if isinstance(value, list) else value
-        typer.echo(f"{key:>36}: {'' if shown is None else shown}")
+        typer.echo(f"{key:>{width}}: {'' if shown is None else shown}")
