@@ -160,6 +160,17 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+def with_answers(units: Any, answers: Any) -> Any:
+    """Person-occurrences joined to their answers, if any: the join most figures start from."""
+    return units.outerjoin(
+        answers,
+        and_(
+            answers.c.occurrence_id == units.c.occurrence_id,
+            answers.c.person_id == units.c.person_id,
+        ),
+    )
+
+
 def _seconds(dialect: str, later: Any, earlier: Any) -> ColumnElement[float]:
     """Seconds from `earlier` to `later`; SQLite's julianday is rounded to milliseconds so
     that exact boundaries (sent exactly at the tolerance) compare the same on both."""
@@ -380,15 +391,7 @@ class _Query:
                     (answered, _seconds(self.dialect, answers.c.answered_at, units.c.first_sent))
                 ).label("duration"),
             )
-            .select_from(
-                units.outerjoin(
-                    answers,
-                    and_(
-                        answers.c.occurrence_id == units.c.occurrence_id,
-                        answers.c.person_id == units.c.person_id,
-                    ),
-                )
-            )
+            .select_from(with_answers(units, answers))
             .subquery("rows")
         )
 
@@ -688,15 +691,7 @@ def ack_curve(session: Session, message_id: int, filters: Filters) -> list[tuple
     ).label("hour")
     counts = session.execute(
         select(hour, func.count())
-        .select_from(
-            units.outerjoin(
-                answers,
-                and_(
-                    answers.c.occurrence_id == units.c.occurrence_id,
-                    answers.c.person_id == units.c.person_id,
-                ),
-            )
-        )
+        .select_from(with_answers(units, answers))
         .where(units.c.first_sent.is_not(None))
         .group_by(hour)
     ).all()
@@ -779,15 +774,7 @@ def repetition(
             func.count(units.c.first_sent).label("received"),
             func.sum(case((answered, 1), else_=0)).label("acknowledged"),
         )
-        .select_from(
-            units.outerjoin(
-                answers,
-                and_(
-                    answers.c.occurrence_id == units.c.occurrence_id,
-                    answers.c.person_id == units.c.person_id,
-                ),
-            )
-        )
+        .select_from(with_answers(units, answers))
         .group_by(units.c.person_id)
         .subquery("per_person")
     )
@@ -910,15 +897,7 @@ def leaders(session: Session, filters: Filters) -> list[dict[str, Any]]:
                 (answered, _seconds(query.dialect, answers.c.answered_at, units.c.first_sent))
             ).label("lag"),
         )
-        .select_from(
-            units.outerjoin(
-                answers,
-                and_(
-                    answers.c.occurrence_id == units.c.occurrence_id,
-                    answers.c.person_id == units.c.person_id,
-                ),
-            )
-        )
+        .select_from(with_answers(units, answers))
         .subquery("briefed")
     )
     found = _aggregate(session, briefed, ["leader"], ("sent", "acknowledged"), "lag")

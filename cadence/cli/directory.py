@@ -8,10 +8,10 @@ import typer
 
 from cadence import directory
 from cadence.cli.context import db_session, runtime
-from cadence.cli.launches import context as launch_context
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
 from cadence.errors import InputError
+from cadence.launches import context_from as launch_context
 from cadence.launches import late_launches
 from cadence.planning.planner import invalidate
 

@@ -12,10 +12,8 @@ from cadence.audience import Audience, build_audience
 from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
-from cadence.config import Settings
 from cadence.errors import InputError
 from cadence.launches import (
-    LaunchContext,
     LaunchEdit,
     LaunchSpec,
     add_launch,
@@ -39,10 +37,6 @@ launch_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(launch_app, name="launch")
-
-
-def context(settings: Settings) -> LaunchContext:
-    return context_from(settings)
 
 
 def _text(value: str | None, path: Path | None, what: str, required: bool) -> str | None:
@@ -102,7 +96,7 @@ def add(
             audience=audience, channels=list(channel), talking_points=talking_points, faq=faq,
             lead_hours=lead, leader_lead_hours=leader_lead, margin_minutes=margin,
         )  # fmt: skip
-        message = add_launch(session, spec, utcnow(), context(rt.settings))
+        message = add_launch(session, spec, utcnow(), context_from(rt.settings))
         row = _describe(*get_launch(session, message.id))
     if fmt is Format.table:
         typer.echo(
@@ -171,7 +165,7 @@ def preview(
     rt = runtime(ctx)
     with db_session(ctx) as session:
         message, launch = get_launch(session, launch_id)
-        timeline = plan(session, message, launch, context(rt.settings))
+        timeline = plan(session, message, launch, context_from(rt.settings))
     rows = [
         {
             "tier": r.tier,
@@ -229,7 +223,7 @@ def edit(
                 customer_at=when,
             ),
             utcnow(),
-            context(rt.settings),
+            context_from(rt.settings),
         )
         version = message.version
     typer.echo(f"edited launch {launch_id} (version {version}); {corrections} corrections to send")
@@ -268,7 +262,7 @@ def status(
     """Figures: reached and acknowledged before customers, leaders first, bypasses, breaches."""
     rt = runtime(ctx)
     with db_session(ctx) as session:
-        figures = launch_status(session, launch_id, context(rt.settings), utcnow())
+        figures = launch_status(session, launch_id, context_from(rt.settings), utcnow())
     _print_fields(figures, fmt)
 
 

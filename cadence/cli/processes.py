@@ -14,9 +14,9 @@ from cadence.beat_lock import BeatLock
 from cadence.broker import redis_client, resolve_redis_url
 from cadence.checks import startup_checks
 from cadence.cli.context import runtime
-from cadence.cli.launches import context as launch_context
 from cadence.clock import utcnow
 from cadence.demo import seed, sent_since
+from cadence.launches import context_from as launch_context
 from cadence.store.db import session_scope, upgrade
 from cadence.supervisor import Supervisor, child_env
 from cadence.worker import make_celery

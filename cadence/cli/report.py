@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import typer
 
 from cadence.cli.context import db_session, runtime
-from cadence.cli.launches import context
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
 from cadence.errors import InputError
 from cadence.figures import BREAKDOWNS, FIGURE_COLUMNS, PERIODS, Filters, breakdown, overview
+from cadence.launches import context_from
 
 LAUNCH_COLUMNS = [
     "launch",
@@ -93,7 +93,7 @@ def report(
             columns = [by, *(["title"] if by == "message" else []), *FIGURE_COLUMNS]
             emit(rows, columns, fmt)
             return
-        figures = overview(session, filters, now, launch_context=context(rt.settings))
+        figures = overview(session, filters, now, launch_context=context_from(rt.settings))
     _print_overview(figures, fmt)
 
 

@@ -47,15 +47,16 @@ from cadence.figures import (
     leaders,
     not_acknowledged,
     overview,
+    with_answers,
 )
 from cadence.launches import (
     LaunchContext,
+    context_from,
     get_launch,
     launch_occurrence,
     launch_status,
     plan,
 )
-from cadence.planning.followups import WorkingHours
 from cadence.rendering import render
 from cadence.store.db import session_scope
 from cadence.store.models import (
@@ -526,15 +527,7 @@ def occurrence_timeline(
             ).label("acknowledged"),
             func.min(units.c.first_sent).label("first_sent"),
         )
-        .select_from(
-            units.outerjoin(
-                answered,
-                and_(
-                    answered.c.occurrence_id == units.c.occurrence_id,
-                    answered.c.person_id == units.c.person_id,
-                ),
-            )
-        )
+        .select_from(with_answers(units, answered))
         .group_by(units.c.occurrence_id)
         .subquery("per_occurrence")
     )
@@ -912,11 +905,7 @@ def router(deps: WebDeps) -> APIRouter:
     present = Present(zone, deps.clock)
     our_origin = origin_of(settings.base_url)
     secure_cookie = urlsplit(settings.base_url).scheme.lower() == "https"
-    launch_ctx = LaunchContext(
-        org_zone=settings.timezone,
-        rate_per_minute=settings.slack_rate_per_minute,
-        hours=WorkingHours.parse(settings.work_start, settings.work_end, settings.work_days),
-    )
+    launch_ctx = context_from(settings)
 
     # -- cookies and cross-site checks ------------------------------------------------
 
