@@ -83,7 +83,8 @@ def _launch(session: Session, now: datetime, ctx: LaunchContext) -> Message:
         title=LAUNCH_TITLE,
         body="From today, refunds under 50 EUR are approved at once, {{ person.first_name }}.",
         customer_copy="Refunds under 50 EUR now reach your account the same day.",
-        customer_at=(now + timedelta(minutes=12)).replace(second=0, microsecond=0),
+        # Rounded up to the minute, never down: the cascade needs its full 12 minutes.
+        customer_at=(now + timedelta(minutes=13)).replace(second=0, microsecond=0),
         customer_zone="Europe/London",
         audience=Audience(teams=("Support",)),
         channels=["log"],
