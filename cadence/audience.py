@@ -85,12 +85,7 @@ def audience_filter(audience: Audience) -> ColumnElement[bool]:
         return Person.active.is_(True)
     clauses: list[ColumnElement[bool]] = []
     if audience.teams:
-        team_match = or_(
-            *(
-                or_(Team.path == t, Team.path.like(_like_prefix(t), escape="\\"))
-                for t in audience.teams
-            )
-        )
+        team_match = or_(*(team_and_below(t) for t in audience.teams))
         clauses.append(Person.team_id.in_(select(Team.id).where(team_match)))
     if audience.people:
         clauses.append(Person.email.in_(audience.people))
@@ -104,9 +99,10 @@ def audience_filter(audience: Audience) -> ColumnElement[bool]:
     return Person.active.is_(True) & or_(*clauses)
 
 
-def _like_prefix(path: str) -> str:
+def team_and_below(path: str) -> ColumnElement[bool]:
+    """A WHERE clause over Team: this team and every team nested in it."""
     escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "/%"
+    return or_(Team.path == path, Team.path.like(escaped + "/%", escape="\\"))
 
 
 def effective_zone(org_zone: str) -> ColumnElement[str]:
@@ -132,6 +128,8 @@ __all__ = [
     "build_audience",
     "count_members",
     "effective_zone",
+    "team_and_below",
+    "tree_of",
 ]
 
 

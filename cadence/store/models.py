@@ -267,6 +267,7 @@ class Acknowledgement(Base):
             sqlite_where=text("counted"),
             postgresql_where=text("counted"),
         ),
+        Index("ix_acknowledgements_occurrence_person", "occurrence_id", "person_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -364,3 +365,106 @@ class OrgSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# ---------------------------------------------------------------------------------------
+# Figure summaries: derived from deliveries and acknowledgements (cadence.summaries keeps
+# them current), so the figures read thousands of rows instead of millions.
+
+
+class PersonOccurrence(Base):
+    """One person's share of one send occurrence on one channel: the delivery on that
+    channel, with the person-occurrence's own values beside it.
+
+    Columns without a prefix are for the person-occurrence over all its channels (the
+    same on each of its rows); `channel_` columns are for this channel alone. Exactly one
+    row of a person-occurrence has `counts` = 1: the one that stands for it when channels
+    are not told apart. An answer on any channel counts for every row. Times to acknowledge
+    (`wait_s`) are bucketed (`wait_bucket`, see cadence.summaries) so that percentiles
+    read a histogram and then only the rows of one bucket.
+    """
+
+    __tablename__ = "person_occurrences"
+    __table_args__ = (
+        Index("ix_person_occurrences_person", "person_id"),
+        Index("ix_person_occurrences_wait", "occurrence_id", "wait_bucket"),
+        Index("ix_person_occurrences_channel_wait", "occurrence_id", "channel_wait_bucket"),
+    )
+
+    occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    counts: Mapped[int] = mapped_column(Integer)
+    planned: Mapped[int] = mapped_column(Integer)
+    first_sent: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lateness_s: Mapped[float | None] = mapped_column(Float)
+    wait_s: Mapped[float | None] = mapped_column(Float)
+    wait_bucket: Mapped[int | None] = mapped_column(Integer)
+    channel_planned: Mapped[int] = mapped_column(Integer)
+    channel_first_sent: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    channel_lateness_s: Mapped[float | None] = mapped_column(Float)
+    channel_wait_s: Mapped[float | None] = mapped_column(Float)
+    channel_wait_bucket: Mapped[int | None] = mapped_column(Integer)
+    # The first counted answer (any version), the newest version answered, whether any
+    # answer was a question, the clarity ratings of counted answers, and the whole hours
+    # from the due time to the first counted answer.
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    answered_version: Mapped[int | None] = mapped_column(Integer)
+    asked: Mapped[int] = mapped_column(Integer)
+    promoters: Mapped[int] = mapped_column(Integer)
+    detractors: Mapped[int] = mapped_column(Integer)
+    rated: Mapped[int] = mapped_column(Integer)
+    ack_hour: Mapped[int | None] = mapped_column(Integer)
+
+
+class OccurrenceFigures(Base):
+    """The sums of an occurrence's person-occurrences: `channel` '' for all channels (each
+    person once), or one channel's rows. `on_time` uses the default tolerance."""
+
+    __tablename__ = "occurrence_figures"
+
+    occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    planned: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)
+    acknowledged: Mapped[int] = mapped_column(Integer)
+    asked: Mapped[int] = mapped_column(Integer)
+    promoters: Mapped[int] = mapped_column(Integer)
+    detractors: Mapped[int] = mapped_column(Integer)
+    rated: Mapped[int] = mapped_column(Integer)
+    scheduled: Mapped[int] = mapped_column(Integer)
+    on_time: Mapped[int] = mapped_column(Integer)
+    first_sent: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FigureHistogram(Base):
+    """How many acknowledged person-occurrences of an occurrence fall in each bucket of a
+    measure: "wait" (time to acknowledge, bucketed) or "hour" (hours from due to answer)."""
+
+    __tablename__ = "figure_histograms"
+
+    occurrence_id: Mapped[int] = mapped_column(
+        ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class FigureChange(Base):
+    """A person-occurrence (or, with no person, a whole occurrence) whose summary is out of
+    date. Database triggers on deliveries, acknowledgements and occurrences write these in
+    the same transaction as the change, so no writer can forget; `taken` marks the rows
+    the summary refresh in progress is working on."""
+
+    __tablename__ = "figure_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurrence_id: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[int | None] = mapped_column(Integer)
+    taken: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

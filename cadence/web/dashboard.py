@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import redis
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from cadence import users
@@ -39,15 +39,15 @@ from cadence.clock import utcnow
 from cadence.config import KNOWN_CHANNELS
 from cadence.errors import CadenceError, InputError
 from cadence.figures import (
-    SEND_PURPOSES,
+    TIMELINE_LIMIT,
     Filters,
     ack_curve,
     breakdown,
     heatmap,
     leaders,
     not_acknowledged,
+    occurrence_timeline,
     overview,
-    with_answers,
 )
 from cadence.launches import (
     LaunchContext,
@@ -458,106 +458,7 @@ def _tree_emails(session: Session, scope: int | None, emails: Iterable[str]) -> 
 
 
 # ---------------------------------------------------------------------------------------
-# Page data the figures module leaves to the page: a message's occurrences, a launch's
-# releases
-
-TIMELINE_LIMIT = 200
-
-
-def _team_ids(path: str) -> Any:
-    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return select(Team.id).where(
-        or_(Team.path == path, Team.path.like(escaped + "/%", escape="\\"))
-    )
-
-
-def occurrence_timeline(
-    session: Session, message_id: int, filters: Filters, limit: int = TIMELINE_LIMIT
-) -> list[dict[str, Any]]:
-    """The message's occurrences, newest first, with who was planned, sent and answered
-    (one person counts once per occurrence, whatever the channels), in the slice."""
-    people: list[Any] = []
-    if filters.scope_person_id is not None:
-        people.append(Delivery.person_id.in_(tree_of(filters.scope_person_id)))
-    if filters.team is not None:
-        people.append(
-            Delivery.person_id.in_(
-                select(Person.id).where(Person.team_id.in_(_team_ids(filters.team)))
-            )
-        )
-    if filters.channel is not None:
-        people.append(Delivery.channel == filters.channel)
-    window: list[Any] = [
-        Occurrence.message_id == message_id,
-        Occurrence.purpose.in_(SEND_PURPOSES),
-    ]
-    if filters.since is not None:
-        window.append(Occurrence.due_at >= filters.since)
-    if filters.until is not None:
-        window.append(Occurrence.due_at < filters.until)
-    sent = and_(Delivery.status == DeliveryStatus.SENT.value, Delivery.sent_at.is_not(None))
-    units = (
-        select(
-            Delivery.occurrence_id.label("occurrence_id"),
-            Delivery.person_id.label("person_id"),
-            func.max(case((Delivery.status != DeliveryStatus.CANCELLED.value, 1), else_=0)).label(
-                "planned"
-            ),
-            func.max(case((sent, 1), else_=0)).label("sent"),
-            func.min(case((sent, Delivery.sent_at))).label("first_sent"),
-        )
-        .join(Occurrence, Occurrence.id == Delivery.occurrence_id)
-        .where(*window, *people)
-        .group_by(Delivery.occurrence_id, Delivery.person_id)
-        .subquery("units")
-    )
-    answered = (
-        select(Acknowledgement.occurrence_id, Acknowledgement.person_id)
-        .where(Acknowledgement.counted.is_(True))
-        .distinct()
-        .subquery("answered")
-    )
-    per_occurrence = (
-        select(
-            units.c.occurrence_id,
-            func.sum(units.c.planned).label("planned"),
-            func.sum(units.c.sent).label("sent"),
-            func.sum(
-                case((and_(units.c.sent == 1, answered.c.person_id.is_not(None)), 1), else_=0)
-            ).label("acknowledged"),
-            func.min(units.c.first_sent).label("first_sent"),
-        )
-        .select_from(with_answers(units, answered))
-        .group_by(units.c.occurrence_id)
-        .subquery("per_occurrence")
-    )
-    stmt = (
-        select(Occurrence, per_occurrence)
-        .outerjoin(per_occurrence, per_occurrence.c.occurrence_id == Occurrence.id)
-        .where(*window)
-        .order_by(Occurrence.due_at.desc(), Occurrence.id.desc())
-        .limit(limit)
-    )
-    if filters.narrows_people or filters.channel is not None:
-        stmt = stmt.where(per_occurrence.c.planned > 0)
-    rows = []
-    for occurrence, *figures in session.execute(stmt):
-        _, planned, sent_count, acked, first_sent = figures
-        planned, sent_count, acked = int(planned or 0), int(sent_count or 0), int(acked or 0)
-        rows.append(
-            {
-                "repetition": occurrence.sequence + 1,
-                "zone": occurrence.zone,
-                "due_at": occurrence.due_at,
-                "status": occurrence.status,
-                "first_sent": first_sent,
-                "planned": planned,
-                "sent": sent_count,
-                "acknowledged": acked,
-                "ack_rate": round(acked / sent_count, 4) if sent_count else None,
-            }
-        )
-    return rows
+# Page data the figures module leaves to the page: a launch's releases
 
 
 def launch_releases(

@@ -1,0 +1,312 @@
+"""Which person-occurrences a figure covers, and the two ways of adding them up.
+
+A `Slice` is a window of occurrences (due time, message, purpose), a set of people (team,
+manager, a leader's scope) and optionally one channel. Its figures come from the
+summaries (cadence.summaries):
+
+- when it narrows no people (and on-time uses the default tolerance), from the
+  per-occurrence sums and histograms: a few rows per occurrence, whatever the audience;
+- otherwise from the person-occurrence rows of the people in it.
+
+Either way a percentile reads the histogram first and then only the rows of the one or
+two buckets it needs (cadence.percentiles), so no figure sorts millions of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, false, func, select
+from sqlalchemy.orm import Session
+
+from cadence.audience import team_and_below, tree_of
+from cadence.errors import InputError
+from cadence.percentiles import percentile
+from cadence.store.models import (
+    FigureHistogram,
+    Occurrence,
+    OccurrenceFigures,
+    Person,
+    PersonOccurrence,
+    Team,
+)
+from cadence.summaries import (
+    ALL_CHANNELS,
+    DEFAULT_TOLERANCE,
+    PER_CHANNEL,
+    PER_PERSON,
+    SEND_PURPOSES,
+    SUMS,
+    catch_up,
+)
+
+PERCENTILES = {"median": 0.5, "p90": 0.9}
+
+#: A column or SQL expression to group by.
+SqlColumn = Any
+GroupKey = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which person-occurrences a figure covers. Datetimes must be aware."""
+
+    since: datetime | None = None  # occurrences due at or after
+    until: datetime | None = None  # occurrences due before
+    message_id: int | None = None
+    team: str | None = None  # a team path; its sub-teams are included
+    manager_email: str | None = None  # this person and everyone below them
+    channel: str | None = None
+    scope_person_id: int | None = None  # a leader's view: their tree only
+
+    @property
+    def narrows_people(self) -> bool:
+        return any(v is not None for v in (self.team, self.manager_email, self.scope_person_id))
+
+
+def occurrence_conditions(
+    filters: Filters, now: datetime | None, purposes: Sequence[str] = SEND_PURPOSES
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses over Occurrence for the window, the message and the purposes."""
+    for name, value in (("since", filters.since), ("until", filters.until), ("now", now)):
+        if value is not None and value.tzinfo is None:
+            raise InputError(f"{name} must be a time with a zone (UTC)")
+    if filters.since and filters.until and filters.since >= filters.until:
+        raise InputError("the start of the period must be before its end")
+    found: list[ColumnElement[bool]] = [Occurrence.purpose.in_(purposes)]
+    if filters.since is not None:
+        found.append(Occurrence.due_at >= filters.since)
+    if filters.until is not None:
+        found.append(Occurrence.due_at < filters.until)
+    if now is not None:
+        found.append(Occurrence.due_at <= now)
+    if filters.message_id is not None:
+        found.append(Occurrence.message_id == filters.message_id)
+    return found
+
+
+def _tree_root(session: Session, filters: Filters) -> tuple[bool, int | None]:
+    """(anyone at all, whose tree): the manager filter and the leader's scope combined.
+
+    Trees nest, so two of them intersect in the lower one, or not at all; one recursive
+    query is then enough.
+    """
+    manager_id: int | None = None
+    if filters.manager_email is not None:
+        email = filters.manager_email.strip().lower()
+        manager_id = session.scalar(select(Person.id).where(Person.email == email))
+        if manager_id is None:
+            raise InputError(f"no person with email {email}")
+    scope = filters.scope_person_id
+    if manager_id is None or scope is None or scope == manager_id:
+        return True, manager_id if manager_id is not None else scope
+    for upper, lower in ((scope, manager_id), (manager_id, scope)):
+        tree = tree_of(upper).subquery()
+        if session.scalar(select(func.count()).select_from(tree).where(tree.c.id == lower)):
+            return True, lower
+    return False, None
+
+
+class People:
+    """The people a slice keeps: WHERE clauses for any column holding a person id."""
+
+    def __init__(self, session: Session, filters: Filters) -> None:
+        self.teams: Select[int] | None = None
+        if filters.team is not None:
+            path = filters.team.strip().strip("/")
+            if session.scalar(select(Team.id).where(Team.path == path)) is None:
+                raise InputError(f"unknown team {path!r}")
+            self.teams = select(Team.id).where(team_and_below(path))
+        self.anyone, root = _tree_root(session, filters)
+        self.tree = tree_of(root) if self.anyone and root is not None else None
+
+    def __call__(self, person_id: Any) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.teams is not None:
+            found.append(person_id.in_(select(Person.id).where(Person.team_id.in_(self.teams))))
+        if not self.anyone:
+            found.append(false())
+        elif self.tree is not None:
+            found.append(person_id.in_(self.tree))
+        return found
+
+
+class Slice:
+    """The person-occurrences of one view of the figures, read from the summaries.
+
+    `per_channel` groups by channel (each channel's rows count for it); a channel filter
+    reads that channel's rows. `where` adds conditions on the person-occurrence rows
+    (e.g. leader briefings only), which rules out the per-occurrence sums.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        filters: Filters,
+        *,
+        now: datetime | None = None,
+        purposes: Sequence[str] = SEND_PURPOSES,
+        tolerance: timedelta = DEFAULT_TOLERANCE,
+        per_channel: bool = False,
+        where: Sequence[ColumnElement[bool]] = (),
+    ) -> None:
+        catch_up(session)
+        self.session = session
+        self.filters = filters
+        self.occurrence = occurrence_conditions(filters, now, purposes)
+        self.people = People(session, filters)
+        self.tolerance = tolerance
+        self.per_channel = per_channel
+        self.columns = PER_CHANNEL if per_channel or filters.channel is not None else PER_PERSON
+        self.where = list(where)
+        self.summed = (
+            not filters.narrows_people and tolerance == DEFAULT_TOLERANCE and not self.where
+        )
+
+    # -- person-occurrence rows ---------------------------------------------------------
+
+    def _row_conditions(self) -> list[ColumnElement[bool]]:
+        p = PersonOccurrence
+        found = [*self.occurrence, *self.columns.rows(), *self.people(p.person_id), *self.where]
+        if self.filters.channel is not None:
+            found.append(p.channel == self.filters.channel)
+        return found
+
+    def rows(self, columns: Sequence[Any], *, join_person: bool = False) -> Select[Any]:
+        """SELECT `columns` from the slice's person-occurrence rows (joined to their
+        occurrence, and to the person with `join_person`)."""
+        stmt = (
+            select(*columns)
+            .select_from(PersonOccurrence)
+            .join(Occurrence, Occurrence.id == PersonOccurrence.occurrence_id)
+            .where(*self._row_conditions())
+        )
+        if join_person:
+            stmt = stmt.join(Person, Person.id == PersonOccurrence.person_id)
+        return stmt
+
+    def _grouping(self, keys: Mapping[str, SqlColumn], channel: Any) -> list[Any]:
+        return [*keys.values(), *([channel] if self.per_channel else [])]
+
+    def _key_names(self, keys: Mapping[str, SqlColumn]) -> list[str]:
+        return [*keys, *(["channel"] if self.per_channel else [])]
+
+    # -- sums -----------------------------------------------------------------------------
+
+    def sums(
+        self, keys: Mapping[str, SqlColumn], *, join_person: bool = False
+    ) -> dict[GroupKey, dict[str, int]]:
+        """Per group of `keys` (and channel, when per channel): every sum in SUMS, with
+        the earliest first-sent time as `first_sent`."""
+        if self.summed and not join_person:
+            f = OccurrenceFigures
+            grouping = self._grouping(keys, f.channel)
+            stmt = (
+                select(
+                    *grouping,
+                    *(func.sum(getattr(f, name)) for name in SUMS),
+                    func.min(f.first_sent),
+                )
+                .join(Occurrence, Occurrence.id == f.occurrence_id)
+                .where(*self.occurrence, self._summed_channel(f.channel))
+            )
+        else:
+            measures = self.columns.measures(self.tolerance)
+            grouping = self._grouping(keys, PersonOccurrence.channel)
+            stmt = self.rows(
+                [
+                    *grouping,
+                    *(func.sum(measures[name]) for name in SUMS),
+                    func.min(self.columns.first_sent),
+                ],
+                join_person=join_person,
+            )
+        if grouping:
+            stmt = stmt.group_by(*grouping)
+        width = len(grouping)
+        out: dict[GroupKey, dict[str, int]] = {}
+        for row in self.session.execute(stmt):
+            if row[width] is None:  # an aggregate over no rows at all
+                continue
+            sums: dict[str, Any] = {name: int(row[width + i]) for i, name in enumerate(SUMS)}
+            sums["first_sent"] = row[width + len(SUMS)]
+            out[tuple(row[:width])] = sums
+        return out
+
+    def _summed_channel(self, column: Any) -> ColumnElement[bool]:
+        found: ColumnElement[bool]
+        if self.filters.channel is not None:
+            found = column == self.filters.channel
+        else:
+            found = column != ALL_CHANNELS if self.per_channel else column == ALL_CHANNELS
+        return found
+
+    # -- histograms and percentiles ------------------------------------------------------
+
+    def histograms(
+        self, keys: Mapping[str, SqlColumn], measure: str, *, join_person: bool = False
+    ) -> dict[GroupKey, list[tuple[int, int]]]:
+        """Per group: (bucket, acknowledged person-occurrences in it), in bucket order.
+        `measure` is "wait" (time-to-acknowledge buckets) or "hour" (whole hours from the
+        due time to the answer)."""
+        if self.summed and not join_person:
+            h = FigureHistogram
+            grouping = self._grouping(keys, h.channel)
+            stmt = (
+                select(*grouping, h.bucket, func.sum(h.count))
+                .join(Occurrence, Occurrence.id == h.occurrence_id)
+                .where(*self.occurrence, self._summed_channel(h.channel), h.measure == measure)
+            )
+            bucket: Any = h.bucket
+        else:
+            bucket = self.columns.wait_bucket if measure == "wait" else PersonOccurrence.ack_hour
+            grouping = self._grouping(keys, PersonOccurrence.channel)
+            stmt = self.rows([*grouping, bucket, func.count()], join_person=join_person).where(
+                self.columns.acknowledged()
+            )
+        stmt = stmt.group_by(*grouping, bucket).order_by(*grouping, bucket)
+        width = len(grouping)
+        out: dict[GroupKey, list[tuple[int, int]]] = {}
+        for row in self.session.execute(stmt):
+            out.setdefault(tuple(row[:width]), []).append((int(row[width]), int(row[width + 1])))
+        return out
+
+    def percentiles(
+        self,
+        keys: Mapping[str, SqlColumn],
+        *,
+        join_person: bool = False,
+        wanted: Mapping[str, float] = PERCENTILES,
+    ) -> dict[GroupKey, dict[str, float | None]]:
+        """Per group: each wanted percentile of the time to acknowledge, in seconds."""
+        grouping = self._grouping(keys, PersonOccurrence.channel)
+        found: dict[GroupKey, dict[str, float | None]] = {}
+        for group, histogram in self.histograms(keys, "wait", join_person=join_person).items():
+
+            def values_in(bucket: int, offset: int, limit: int, group: GroupKey = group) -> Any:
+                stmt = (
+                    self.rows([self.columns.wait_s], join_person=join_person)
+                    .where(self.columns.acknowledged(), self.columns.wait_bucket == bucket)
+                    .where(
+                        *(
+                            column.is_not_distinct_from(v)
+                            for column, v in zip(grouping, group, strict=True)
+                        )
+                    )
+                    .order_by(self.columns.wait_s)
+                    .offset(offset)
+                    .limit(limit)
+                )
+                return self.session.scalars(stmt).all()
+
+            found[group] = {
+                name: _round(percentile(histogram, p, values_in)) for name, p in wanted.items()
+            }
+        return found
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -1,0 +1,414 @@
+"""The figure summaries, kept current from the change log.
+
+Deliveries and acknowledgements are the source of truth; figures over millions of them
+cannot be computed from them on every page view. So three derived tables hold what the
+figures read (see their models):
+
+- `person_occurrences`: one row per send delivery, with the person-occurrence's values
+  (planned, first sent, first counted answer, ratings, time to acknowledge) worked out;
+- `occurrence_figures`: the sums of those rows per occurrence, for all channels and for
+  each channel;
+- `figure_histograms`: per occurrence, how many answers fall in each time-to-acknowledge
+  bucket and in each hour after the due time.
+
+Triggers in the database (cadence.store.figure_triggers) write a `figure_changes` row in
+the same transaction as any change that matters, so every writer (sender, dispatcher,
+acknowledgement, a hand-written UPDATE) is covered. `catch_up` recomputes the rows those
+changes touch from the source tables, in the caller's transaction, and deletes the
+changes. A refresh is a recomputation, never an increment, so running it twice, or after
+a crash, gives the same result. The beat runs it every tick and readers run it before
+they read, so figures are never older than the last committed change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from cadence.store.bulk import affected
+from cadence.store.expressions import ceil_int, floor_int, seconds_between
+from cadence.store.models import (
+    Acknowledgement,
+    Delivery,
+    DeliveryStatus,
+    FigureChange,
+    FigureHistogram,
+    Occurrence,
+    OccurrenceFigures,
+    PersonOccurrence,
+)
+
+#: Occurrence purposes that are sends; tests, reminders and digests are not.
+SEND_PURPOSES = ("cadence", "launch")
+#: How late a core message may go out and still count as on time.
+DEFAULT_TOLERANCE = timedelta(minutes=15)
+#: The `channel` of summary rows that count each person once, whatever the channel.
+ALL_CHANNELS = ""
+#: Change rows handled per round of `catch_up`.
+CHUNK = 50_000
+# PostgreSQL advisory lock held by the one refresh running at a time ("CADE").
+_LOCK_KEY = 0x43414445
+
+# ---------------------------------------------------------------------------------------
+# Time-to-acknowledge buckets: two significant figures of the seconds (whole seconds
+# below 100 s), so a bucket is at most 10% wide and a whole history has a few hundred.
+
+_TOP_BUCKET = 10**9
+
+
+def wait_bucket_sql(dialect: str, seconds: Any) -> ColumnElement[int]:
+    """The bucket of a time to acknowledge, in SQL; NULL for NULL."""
+    whens: list[tuple[Any, Any]] = [
+        (seconds.is_(None), null()),
+        (seconds < 0, -1),
+        (seconds < 100, floor_int(dialect, seconds)),
+    ]
+    for exponent in range(3, 10):
+        width = 10 ** (exponent - 2)
+        whens.append((seconds < 10**exponent, floor_int(dialect, seconds / width) * width))
+    return case(*whens, else_=_TOP_BUCKET)
+
+
+def wait_bucket(seconds: float) -> int:
+    """The same bucket, in Python."""
+    if seconds < 0:
+        return -1
+    if seconds < 100:
+        return math.floor(seconds)
+    if seconds >= _TOP_BUCKET:
+        return _TOP_BUCKET
+    width: int = 10 ** (len(str(math.floor(seconds))) - 2)
+    return math.floor(seconds / width) * width
+
+
+def wait_bucket_bounds(bucket: int) -> tuple[float, float]:
+    """[low, high) of the seconds in a bucket."""
+    if bucket < 0:
+        return -math.inf, 0.0
+    if bucket >= _TOP_BUCKET:
+        return float(_TOP_BUCKET), math.inf
+    width = 1 if bucket < 100 else 10 ** (len(str(bucket)) - 2)
+    return float(bucket), float(bucket + width)
+
+
+# ---------------------------------------------------------------------------------------
+# Which columns a figure reads
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The columns of `person_occurrences` for one way of counting: each person-occurrence
+    once (`per_channel` False: its `counts` row, its all-channel values) or each channel's
+    rows with that channel's own values."""
+
+    per_channel: bool
+
+    @property
+    def planned(self) -> Any:
+        p = PersonOccurrence
+        return p.channel_planned if self.per_channel else p.planned
+
+    @property
+    def first_sent(self) -> Any:
+        p = PersonOccurrence
+        return p.channel_first_sent if self.per_channel else p.first_sent
+
+    @property
+    def lateness_s(self) -> Any:
+        p = PersonOccurrence
+        return p.channel_lateness_s if self.per_channel else p.lateness_s
+
+    @property
+    def wait_s(self) -> Any:
+        p = PersonOccurrence
+        return p.channel_wait_s if self.per_channel else p.wait_s
+
+    @property
+    def wait_bucket(self) -> Any:
+        p = PersonOccurrence
+        return p.channel_wait_bucket if self.per_channel else p.wait_bucket
+
+    @property
+    def channel(self) -> Any:
+        return PersonOccurrence.channel if self.per_channel else literal(ALL_CHANNELS)
+
+    def rows(self) -> list[ColumnElement[bool]]:
+        """The WHERE clause that picks one row per person-occurrence, or none."""
+        return [] if self.per_channel else [PersonOccurrence.counts == 1]
+
+    def sent(self) -> ColumnElement[bool]:
+        sent: ColumnElement[bool] = self.first_sent.is_not(None)
+        return sent
+
+    def acknowledged(self) -> ColumnElement[bool]:
+        return and_(self.sent(), PersonOccurrence.answered_at.is_not(None))
+
+    def measures(self, tolerance: timedelta = DEFAULT_TOLERANCE) -> dict[str, Any]:
+        """Per row, what the figures add up: 0/1 flags and counts (joined to the
+        occurrence, for its purpose)."""
+        p = PersonOccurrence
+        sent = self.sent()
+        scheduled = and_(sent, Occurrence.purpose == "cadence")
+        return {
+            "planned": self.planned,
+            "sent": case((sent, 1), else_=0),
+            "acknowledged": case((self.acknowledged(), 1), else_=0),
+            "asked": case((and_(sent, p.asked == 1), 1), else_=0),
+            "promoters": case((sent, p.promoters), else_=0),
+            "detractors": case((sent, p.detractors), else_=0),
+            "rated": case((sent, p.rated), else_=0),
+            "scheduled": case((scheduled, 1), else_=0),
+            "on_time": case(
+                (and_(scheduled, self.lateness_s <= tolerance.total_seconds()), 1), else_=0
+            ),
+        }
+
+
+PER_PERSON = Columns(per_channel=False)
+PER_CHANNEL = Columns(per_channel=True)
+SUMS = tuple(PER_PERSON.measures())
+
+
+# ---------------------------------------------------------------------------------------
+# Recomputing
+
+
+Changed = Callable[[Any, Any], ColumnElement[bool]]
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _taken_changes() -> tuple[Changed, Select[int]]:
+    """(a WHERE builder for "this person-occurrence has a taken change", the occurrences
+    with one)."""
+    taken = FigureChange.taken.is_(True)
+    pairs = select(FigureChange.occurrence_id, FigureChange.person_id).where(
+        taken, FigureChange.person_id.is_not(None)
+    )
+    whole = select(FigureChange.occurrence_id).where(taken, FigureChange.person_id.is_(None))
+
+    def changed(occurrence_id: Any, person_id: Any) -> ColumnElement[bool]:
+        return or_(tuple_(occurrence_id, person_id).in_(pairs), occurrence_id.in_(whole))
+
+    return changed, select(FigureChange.occurrence_id).where(taken).distinct()
+
+
+def person_occurrence_rows(dialect: str, changed: Changed) -> Select[Any]:
+    """The `person_occurrences` rows of the send deliveries `changed` selects, computed
+    from deliveries, their occurrences and the acknowledgements."""
+    d, a = Delivery, Acknowledgement
+    sent = and_(d.status == DeliveryStatus.SENT.value, d.sent_at.is_not(None))
+    counted = a.counted.is_(True)
+    # Each delivery with the answers of its person-occurrence: joined row by row through
+    # the acknowledgements' (occurrence, person) index, then grouped per delivery.
+    per_channel = (
+        select(
+            d.occurrence_id.label("occurrence_id"),
+            d.person_id.label("person_id"),
+            d.channel.label("channel"),
+            func.max(case((d.status != DeliveryStatus.CANCELLED.value, 1), else_=0)).label(
+                "channel_planned"
+            ),
+            func.max(case((sent, d.sent_at))).label("channel_first_sent"),
+            func.max(Occurrence.due_at).label("due_at"),
+            func.min(case((counted, a.created_at))).label("answered_at"),
+            func.max(case((counted, a.message_version))).label("answered_version"),
+            func.max(case((a.kind == "question", 1), else_=0)).label("asked"),
+            func.sum(case((and_(counted, a.clarity >= 9), 1), else_=0)).label("promoters"),
+            func.sum(case((and_(counted, a.clarity <= 6), 1), else_=0)).label("detractors"),
+            func.sum(case((and_(counted, a.clarity.is_not(None)), 1), else_=0)).label("rated"),
+        )
+        .join(Occurrence, Occurrence.id == d.occurrence_id)
+        .outerjoin(a, and_(a.occurrence_id == d.occurrence_id, a.person_id == d.person_id))
+        .where(Occurrence.purpose.in_(SEND_PURPOSES), changed(d.occurrence_id, d.person_id))
+        .group_by(d.id)
+        .subquery("per_channel")
+    )
+    c = per_channel.c
+    unit = [c.occurrence_id, c.person_id]
+    ranked = select(
+        per_channel,
+        func.max(c.channel_planned).over(partition_by=unit).label("planned"),
+        func.min(c.channel_first_sent).over(partition_by=unit).label("first_sent"),
+        # The row that stands for the person-occurrence: the channel it first went out on.
+        func.row_number()
+        .over(
+            partition_by=unit,
+            order_by=[c.channel_first_sent.is_(None), c.channel_first_sent, c.channel],
+        )
+        .label("rank"),
+    ).subquery("ranked")
+    r = ranked.c
+    answered = r.answered_at.is_not(None)
+
+    def waited(first_sent: Any) -> Any:
+        return case(
+            (
+                and_(first_sent.is_not(None), answered),
+                seconds_between(dialect, r.answered_at, first_sent),
+            )
+        )
+
+    since_due = seconds_between(dialect, r.answered_at, r.due_at)
+    measured = select(
+        r.occurrence_id,
+        r.person_id,
+        r.channel,
+        case((r.rank == 1, 1), else_=0).label("counts"),
+        r.planned,
+        r.first_sent,
+        seconds_between(dialect, r.first_sent, r.due_at).label("lateness_s"),
+        waited(r.first_sent).label("wait_s"),
+        r.channel_planned,
+        r.channel_first_sent,
+        seconds_between(dialect, r.channel_first_sent, r.due_at).label("channel_lateness_s"),
+        waited(r.channel_first_sent).label("channel_wait_s"),
+        r.answered_at,
+        r.answered_version,
+        func.coalesce(r.asked, 0).label("asked"),
+        func.coalesce(r.promoters, 0).label("promoters"),
+        func.coalesce(r.detractors, 0).label("detractors"),
+        func.coalesce(r.rated, 0).label("rated"),
+        case(
+            (answered, case((since_due <= 0, 0), else_=ceil_int(dialect, since_due / 3600.0)))
+        ).label("ack_hour"),
+    ).subquery("measured")
+    m = measured.c
+    buckets = {
+        "wait_bucket": wait_bucket_sql(dialect, m.wait_s),
+        "channel_wait_bucket": wait_bucket_sql(dialect, m.channel_wait_s),
+    }
+    return select(*(buckets[n].label(n) if n in buckets else m[n] for n in _STORED))
+
+
+# In table order, which is the order INSERT ... SELECT fills them in.
+_STORED = [c.name for c in PersonOccurrence.__table__.columns]
+
+
+def _figure_rows(columns: Columns, touched: Select[int]) -> Select[Any]:
+    p = PersonOccurrence
+    keys = [p.occurrence_id, *([p.channel] if columns.per_channel else [])]
+    return (
+        select(
+            p.occurrence_id,
+            columns.channel.label("channel"),
+            *(func.sum(value).label(name) for name, value in columns.measures().items()),
+            func.min(columns.first_sent).label("first_sent"),
+        )
+        .join(Occurrence, Occurrence.id == p.occurrence_id)
+        .where(p.occurrence_id.in_(touched), *columns.rows())
+        .group_by(*keys)
+    )
+
+
+def _histogram_rows(columns: Columns, measure: str, touched: Select[int]) -> Select[Any]:
+    p = PersonOccurrence
+    bucket = columns.wait_bucket if measure == "wait" else p.ack_hour
+    keys = [p.occurrence_id, *([p.channel] if columns.per_channel else []), bucket]
+    return (
+        select(
+            p.occurrence_id,
+            columns.channel.label("channel"),
+            literal(measure).label("measure"),
+            bucket.label("bucket"),
+            func.count().label("count"),
+        )
+        .where(p.occurrence_id.in_(touched), columns.acknowledged(), *columns.rows())
+        .group_by(*keys)
+    )
+
+
+def _refresh_taken(session: Session) -> None:
+    dialect = _dialect(session)
+    changed, touched = _taken_changes()
+    p = PersonOccurrence
+    session.execute(delete(p).where(changed(p.occurrence_id, p.person_id)))
+    session.execute(
+        insert(PersonOccurrence).from_select(_STORED, person_occurrence_rows(dialect, changed))
+    )
+    figure_columns = [c.name for c in OccurrenceFigures.__table__.columns]
+    histogram_columns = [c.name for c in FigureHistogram.__table__.columns]
+    session.execute(delete(OccurrenceFigures).where(OccurrenceFigures.occurrence_id.in_(touched)))
+    session.execute(delete(FigureHistogram).where(FigureHistogram.occurrence_id.in_(touched)))
+    for columns in (PER_PERSON, PER_CHANNEL):
+        session.execute(
+            insert(OccurrenceFigures).from_select(figure_columns, _figure_rows(columns, touched))
+        )
+        for measure in ("wait", "hour"):
+            session.execute(
+                insert(FigureHistogram).from_select(
+                    histogram_columns, _histogram_rows(columns, measure, touched)
+                )
+            )
+
+
+def pending(session: Session) -> bool:
+    """Whether any change waits to be summarised."""
+    return bool(session.scalar(select(exists().where(FigureChange.id.is_not(None)))))
+
+
+def catch_up(session: Session, *, chunk: int = CHUNK) -> int:
+    """Recompute the summaries of every change committed so far (and of the caller's own,
+    uncommitted ones), in the caller's transaction. Returns how many changes it handled.
+
+    One refresh runs at a time (an advisory lock on PostgreSQL, the write lock on
+    SQLite): two refreshes working from different snapshots could otherwise write an
+    older result over a newer one.
+    """
+    if not pending(session):
+        return 0
+    if _dialect(session) == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+    handled = 0
+    while True:
+        batch = select(FigureChange.id).where(FigureChange.taken.is_(False))
+        took = affected(
+            session,
+            update(FigureChange)
+            .where(FigureChange.id.in_(batch.order_by(FigureChange.id).limit(chunk)))
+            .values(taken=True),
+        )
+        if not took:
+            return handled
+        _refresh_taken(session)
+        session.execute(delete(FigureChange).where(FigureChange.taken.is_(True)))
+        handled += took
+
+
+def rebuild(session: Session) -> int:
+    """Recompute every summary from the source tables (after a bulk load, or to repair).
+    Returns how many occurrences it summarised."""
+    session.execute(delete(FigureChange))
+    session.execute(delete(FigureHistogram))
+    session.execute(delete(OccurrenceFigures))
+    session.execute(delete(PersonOccurrence))
+    session.execute(
+        insert(FigureChange).from_select(
+            ["occurrence_id", "person_id"],
+            select(Occurrence.id, null()).where(Occurrence.purpose.in_(SEND_PURPOSES)),
+        )
+    )
+    return catch_up(session)
