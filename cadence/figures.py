@@ -433,48 +433,50 @@ def repetition(
 
 def not_acknowledged(session: Session, message_id: int, filters: Filters) -> list[dict[str, Any]]:
     """Active people who have not answered the latest occurrence of the message they were
-    sent (in the slice), for a version of the message that still counts: who to chase."""
+    sent (in the slice), for a version of the message that still counts: who to chase.
+
+    Each person's latest send is the first of their rows of the message in
+    (person, message, due time) order, so the cost follows the number of people, not the
+    length of the message's history.
+    """
     message = _message(session, message_id)
     sl = Slice(session, replace(filters, message_id=message_id))
-    p = PersonOccurrence
+    p, columns = PersonOccurrence, sl.columns
+    newest = (
+        sl.rows([p.occurrence_id], join_occurrence=False)
+        .where(p.person_id == Person.id, p.message_id == message_id, columns.sent())
+        .order_by(p.due_at.desc(), p.occurrence_id.desc())
+        .limit(1)
+        .correlate(Person)
+        .scalar_subquery()
+    )
     latest = (
-        sl.rows(
-            [
-                p.person_id.label("person_id"),
-                p.answered_version.label("answered_version"),
-                Occurrence.sequence.label("sequence"),
-                Occurrence.due_at.label("due_at"),
-                sl.columns.first_sent.label("first_sent"),
-                func.row_number()
-                .over(
-                    partition_by=p.person_id,
-                    order_by=[Occurrence.due_at.desc(), Occurrence.id.desc()],
-                )
-                .label("newest"),
-            ]
-        )
-        .where(sl.columns.sent())
-        .subquery("latest")
+        select(Person.id.label("person_id"), newest.label("occurrence_id"))
+        .where(Person.active.is_(True), *sl.people(Person.id))
+        # Worked out person by person first; planners would rather scan every row.
+        .cte("latest")
+        .prefix_with("MATERIALIZED")
     )
     manager = aliased(Person)
-    answered = and_(
-        latest.c.answered_version.is_not(None), latest.c.answered_version >= message.ack_version
-    )
+    answered = and_(p.answered_version.is_not(None), p.answered_version >= message.ack_version)
     rows = session.execute(
         select(
             Person.email,
             Person.name,
             Team.path,
             manager.email,
-            latest.c.sequence,
-            latest.c.due_at,
-            latest.c.first_sent,
+            Occurrence.sequence,
+            p.due_at,
+            columns.first_sent,
         )
         .select_from(latest)
-        .join(Person, Person.id == latest.c.person_id)
+        .join(p, and_(p.occurrence_id == latest.c.occurrence_id, p.person_id == latest.c.person_id))
+        .join(Occurrence, Occurrence.id == p.occurrence_id)
+        .join(Person, Person.id == p.person_id)
         .outerjoin(Team, Team.id == Person.team_id)
         .outerjoin(manager, manager.id == Person.manager_id)
-        .where(latest.c.newest == 1, Person.active.is_(True), ~answered)
+        .where(*columns.rows(), ~answered)
+        .where(*([p.channel == filters.channel] if filters.channel is not None else []))
     ).all()
     out = [
         {

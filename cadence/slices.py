@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.util import find_tables
 
 from cadence.audience import team_and_below, tree_of
 from cadence.errors import InputError
@@ -168,24 +169,35 @@ class Slice:
 
     # -- person-occurrence rows ---------------------------------------------------------
 
-    def _row_conditions(self) -> list[ColumnElement[bool]]:
+    def rows(
+        self,
+        columns: Sequence[Any],
+        *,
+        join_person: bool = False,
+        join_occurrence: bool = True,
+        occurrence_where: Sequence[ColumnElement[bool]] = (),
+    ) -> Select[Any]:
+        """SELECT `columns` from the slice's person-occurrence rows, joined to their
+        occurrence (for its columns) and, with `join_person`, to the person.
+        `occurrence_where` narrows the occurrences further."""
         p = PersonOccurrence
-        found = [*self.occurrence, *self.columns.rows(), *self.people(p.person_id), *self.where]
-        if self.filters.channel is not None:
-            found.append(p.channel == self.filters.channel)
-        return found
-
-    def rows(self, columns: Sequence[Any], *, join_person: bool = False) -> Select[Any]:
-        """SELECT `columns` from the slice's person-occurrence rows (joined to their
-        occurrence, and to the person with `join_person`)."""
+        occurrences = select(Occurrence.id).where(*self.occurrence, *occurrence_where)
         stmt = (
             select(*columns)
-            .select_from(PersonOccurrence)
-            .join(Occurrence, Occurrence.id == PersonOccurrence.occurrence_id)
-            .where(*self._row_conditions())
+            .select_from(p)
+            .where(
+                p.occurrence_id.in_(occurrences),
+                *self.columns.rows(),
+                *self.people(p.person_id),
+                *self.where,
+            )
         )
+        if self.filters.channel is not None:
+            stmt = stmt.where(p.channel == self.filters.channel)
+        if join_occurrence:
+            stmt = stmt.join(Occurrence, Occurrence.id == p.occurrence_id)
         if join_person:
-            stmt = stmt.join(Person, Person.id == PersonOccurrence.person_id)
+            stmt = stmt.join(Person, Person.id == p.person_id)
         return stmt
 
     def _grouping(self, keys: Mapping[str, SqlColumn], channel: Any) -> list[Any]:
@@ -285,17 +297,23 @@ class Slice:
         grouping = self._grouping(keys, PersonOccurrence.channel)
         found: dict[GroupKey, dict[str, float | None]] = {}
         for group, histogram in self.histograms(keys, "wait", join_person=join_person).items():
+            # The group's own occurrences are picked first, so that the rows of a bucket
+            # are read through the index for those occurrences only.
+            by_occurrence: list[ColumnElement[bool]] = []
+            by_row: list[ColumnElement[bool]] = []
+            for column, value in zip(grouping, group, strict=True):
+                same = column.is_not_distinct_from(value)
+                (by_occurrence if _of_occurrences(column) else by_row).append(same)
+            rows = self.rows(
+                [self.columns.wait_s],
+                join_person=join_person,
+                join_occurrence=False,
+                occurrence_where=by_occurrence,
+            ).where(self.columns.acknowledged(), *by_row)
 
-            def values_in(bucket: int, offset: int, limit: int, group: GroupKey = group) -> Any:
+            def values_in(bucket: int, offset: int, limit: int, rows: Select[Any] = rows) -> Any:
                 stmt = (
-                    self.rows([self.columns.wait_s], join_person=join_person)
-                    .where(self.columns.acknowledged(), self.columns.wait_bucket == bucket)
-                    .where(
-                        *(
-                            column.is_not_distinct_from(v)
-                            for column, v in zip(grouping, group, strict=True)
-                        )
-                    )
+                    rows.where(self.columns.wait_bucket == bucket)
                     .order_by(self.columns.wait_s)
                     .offset(offset)
                     .limit(limit)
@@ -306,6 +324,13 @@ class Slice:
                 name: _round(percentile(histogram, p, values_in)) for name, p in wanted.items()
             }
         return found
+
+
+def _of_occurrences(column: Any) -> bool:
+    """Whether a grouping expression reads the occurrence's columns only."""
+    clause = column.__clause_element__() if hasattr(column, "__clause_element__") else column
+    tables = find_tables(clause, check_columns=True)
+    return bool(tables) and all(t is Occurrence.__table__ for t in tables)
 
 
 def _round(value: float | None) -> float | None:

@@ -233,6 +233,7 @@ def person_occurrence_rows(dialect: str, changed: Changed) -> Select[Any]:
                 "channel_planned"
             ),
             func.max(case((sent, d.sent_at))).label("channel_first_sent"),
+            func.max(Occurrence.message_id).label("message_id"),
             func.max(Occurrence.due_at).label("due_at"),
             func.min(case((counted, a.created_at))).label("answered_at"),
             func.max(case((counted, a.message_version))).label("answered_version"),
@@ -277,6 +278,8 @@ def person_occurrence_rows(dialect: str, changed: Changed) -> Select[Any]:
         r.occurrence_id,
         r.person_id,
         r.channel,
+        r.message_id,
+        r.due_at,
         case((r.rank == 1, 1), else_=0).label("counts"),
         r.planned,
         r.first_sent,

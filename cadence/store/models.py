@@ -386,9 +386,25 @@ class PersonOccurrence(Base):
 
     __tablename__ = "person_occurrences"
     __table_args__ = (
-        Index("ix_person_occurrences_person", "person_id"),
-        Index("ix_person_occurrences_wait", "occurrence_id", "wait_bucket"),
-        Index("ix_person_occurrences_channel_wait", "occurrence_id", "channel_wait_bucket"),
+        # A person's newest send of a message is the first row in this order.
+        Index("ix_person_occurrences_person", "person_id", "message_id", "due_at", "occurrence_id"),
+        # A percentile reads the rows of one bucket of the occurrences it covers.
+        Index(
+            "ix_person_occurrences_wait",
+            "wait_bucket",
+            "counts",
+            "occurrence_id",
+            "wait_s",
+            "person_id",
+        ),
+        Index(
+            "ix_person_occurrences_channel_wait",
+            "channel_wait_bucket",
+            "channel",
+            "occurrence_id",
+            "channel_wait_s",
+            "person_id",
+        ),
     )
 
     occurrence_id: Mapped[int] = mapped_column(
@@ -396,6 +412,10 @@ class PersonOccurrence(Base):
     )
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The occurrence's message and due time, copied so a person's sends of a message can
+    # be read in order from one index.
+    message_id: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     counts: Mapped[int] = mapped_column(Integer)
     planned: Mapped[int] = mapped_column(Integer)
     first_sent: Mapped[datetime | None] = mapped_column(UTCDateTime)

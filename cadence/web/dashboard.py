@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from cadence import users
+from cadence import summaries, users
 from cadence.audience import Audience, audience_filter, tree_of
 from cadence.clock import utcnow
 from cadence.config import KNOWN_CHANNELS
@@ -227,10 +227,17 @@ class Table:
     csv_url: str = ""
     note: str = ""
     empty: str = "Nothing in this period."
+    # Rows shown on the page; the CSV always has them all.
+    shown: int = 200
     cells: list[list[Cell]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cells = [[self._cell(c, row) for c in self.columns] for row in self.rows]
+        self.cells = [[self._cell(c, row) for c in self.columns] for row in self.rows[: self.shown]]
+
+    @property
+    def hidden(self) -> int:
+        """Rows left off the page."""
+        return max(0, len(self.rows) - self.shown)
 
     def _cell(self, column: Column, row: Mapping[str, Any]) -> Cell:
         value = row.get(column.key)
@@ -1066,6 +1073,10 @@ def router(deps: WebDeps) -> APIRouter:
         viewer = viewer_of(request)
         if viewer is None:
             return to_login(request)
+        # Summarise what changed since the beat last did, in a short transaction of its
+        # own, so that the page reads current figures without holding a write lock.
+        with session_scope(deps.sessions) as session:
+            summaries.catch_up(session)
         try:
             return handler(viewer)
         except Refused as refused:

@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 # Triggers that log every change the figure summaries depend on into figure_changes, in
 # the writer's own transaction (cadence.summaries reads the log). A delivery matters when
 # it is written or removed, and when it becomes or stops being sent or cancelled; an
-# acknowledgement always; an occurrence when its due time or purpose changes.
+# acknowledgement always; an occurrence when its due time, purpose or message changes.
 def _delivery_matters(old: str, new: str, differ: str) -> str:
     return f"""
     ({old}.status {differ} {new}.status
@@ -57,6 +57,7 @@ SQLITE_TRIGGERS = [
     *_sqlite_table_triggers("acknowledgements", "1"),
     f"""CREATE TRIGGER figure_changes_occurrences_update AFTER UPDATE ON occurrences
     WHEN OLD.due_at IS NOT NEW.due_at OR OLD.purpose IS NOT NEW.purpose
+        OR OLD.message_id IS NOT NEW.message_id
     BEGIN {_LOG} VALUES (NEW.id, NULL); END""",
 ]
 SQLITE_DROP = [
@@ -102,9 +103,10 @@ POSTGRESQL_TRIGGERS = [
             ("DELETE", "OLD TABLE AS old_rows"),
         )
     ),
-    """CREATE TRIGGER figure_changes_occurrences_update AFTER UPDATE OF due_at, purpose
-    ON occurrences FOR EACH ROW
-    WHEN (OLD.due_at IS DISTINCT FROM NEW.due_at OR OLD.purpose IS DISTINCT FROM NEW.purpose)
+    """CREATE TRIGGER figure_changes_occurrences_update
+    AFTER UPDATE OF due_at, purpose, message_id ON occurrences FOR EACH ROW
+    WHEN (OLD.due_at IS DISTINCT FROM NEW.due_at OR OLD.purpose IS DISTINCT FROM NEW.purpose
+        OR OLD.message_id IS DISTINCT FROM NEW.message_id)
     EXECUTE FUNCTION figure_changes_log_occurrence()""",
 ]
 POSTGRESQL_DROP = [
@@ -159,6 +161,8 @@ def upgrade() -> None:
         sa.Column("occurrence_id", sa.Integer(), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("due_at", cadence.store.types.UTCDateTime(), nullable=False),
         sa.Column("counts", sa.Integer(), nullable=False),
         sa.Column("planned", sa.Integer(), nullable=False),
         sa.Column("first_sent", cadence.store.types.UTCDateTime(), nullable=True),
@@ -187,12 +191,18 @@ def upgrade() -> None:
     with op.batch_alter_table("person_occurrences", schema=None) as batch_op:
         batch_op.create_index(
             "ix_person_occurrences_channel_wait",
-            ["occurrence_id", "channel_wait_bucket"],
+            ["channel_wait_bucket", "channel", "occurrence_id", "channel_wait_s", "person_id"],
             unique=False,
         )
-        batch_op.create_index("ix_person_occurrences_person", ["person_id"], unique=False)
         batch_op.create_index(
-            "ix_person_occurrences_wait", ["occurrence_id", "wait_bucket"], unique=False
+            "ix_person_occurrences_person",
+            ["person_id", "message_id", "due_at", "occurrence_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_person_occurrences_wait",
+            ["wait_bucket", "counts", "occurrence_id", "wait_s", "person_id"],
+            unique=False,
         )
     with op.batch_alter_table("acknowledgements", schema=None) as batch_op:
         batch_op.create_index(
