@@ -442,9 +442,17 @@ def not_acknowledged(session: Session, message_id: int, filters: Filters) -> lis
     message = _message(session, message_id)
     sl = Slice(session, replace(filters, message_id=message_id))
     p, columns = PersonOccurrence, sl.columns
+    # The window is put on the rows' own copy of the due time (every row is of a send), so
+    # the index is read newest first and the first sent row ends the search.
+    window = [p.message_id == message_id]
+    if filters.since is not None:
+        window.append(p.due_at >= filters.since)
+    if filters.until is not None:
+        window.append(p.due_at < filters.until)
     newest = (
-        sl.rows([p.occurrence_id], join_occurrence=False)
-        .where(p.person_id == Person.id, p.message_id == message_id, columns.sent())
+        select(p.occurrence_id)
+        .where(p.person_id == Person.id, *window, *columns.rows(), columns.sent())
+        .where(*([p.channel == filters.channel] if filters.channel is not None else []))
         .order_by(p.due_at.desc(), p.occurrence_id.desc())
         .limit(1)
         .correlate(Person)
