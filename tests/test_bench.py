@@ -23,3 +23,25 @@ def test_bench_fanout_reports_every_figure() -> None:
     for key in ("ceiling_per_second", "share_of_ceiling", "times_naive"):
         assert figures[key] > 0
     assert figures["cadence"]["worker_peak_pss_mb"] > 0
+
+
+@pytest.mark.slow
+def test_bench_dashboard_reports_every_page_and_its_baseline() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cadence", "bench", "dashboard", "--deliveries", "2000",
+         "--runs", "2"],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["deliveries"] == 2020  # 100 staff and their leader, ten messages twice
+    assert [p["path"] for p in figures["pages"]] == [
+        "/dashboard",
+        "/dashboard/messages/1",
+        "/dashboard/teams",
+    ]
+    for page in figures["pages"]:
+        assert page["median_ms"] > 0 and page["times_faster_than_baseline"] > 0
+    assert figures["baseline"]["median_ms"] > 0
+    refresh = figures["refresh_after_a_fan_out"]
+    assert refresh["changes"] > 100 and refresh["changes_per_second"] > 0

@@ -544,3 +544,23 @@ def test_times_and_date_filters_follow_the_organisations_zone(
         assert figure(first.text, "sent") == "10"
         second = client.get("/dashboard", params={"since": "2026-03-09"})
         assert figure(second.text, "sent") == "9"
+
+
+def test_a_long_table_shows_its_first_rows_and_the_csv_has_them_all(
+    live: Live, session: Session
+) -> None:
+    message = f.core_message(session, title="Say sorry once")
+    first = occurrence(session, message, 0, DUE)
+    for i in range(205):
+        delivery(session, first, f.person(session, f"agent{i:03d}@example.com"), DUE)
+    session.commit()
+    with sign_in(live, "comms@example.com") as client:
+        page = client.get(f"/dashboard/messages/{message.id}")
+        assert page.status_code == 200
+        table = page.text.split('id="not_acknowledged"', 1)[1].split("</section>", 1)[0]
+        assert table.count("agent") == 200
+        assert "Showing the first 200 of 205 rows" in table
+        waiting = parse_csv(
+            client.get(f"/dashboard/messages/{message.id}?format=csv&table=not_acknowledged")
+        )
+        assert len(waiting) == 205

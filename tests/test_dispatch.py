@@ -8,11 +8,19 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cadence import summaries
 from cadence.audience import Audience
 from cadence.dispatch import DispatchPolicy, tick
 from cadence.messages import pause, resume
 from cadence.runtime import Runtime
-from cadence.store.models import Delivery, DeliveryStatus, Occurrence, OccurrenceStatus, Person
+from cadence.store.models import (
+    Delivery,
+    DeliveryStatus,
+    Occurrence,
+    OccurrenceFigures,
+    OccurrenceStatus,
+    Person,
+)
 from tests import factories as f
 
 POLICY = DispatchPolicy(
@@ -269,3 +277,20 @@ def test_occurrence_left_half_written_by_a_crashed_tick_is_finished_once(
     assert emails == ["a@example.com", "b@example.com", "c@example.com"]
     occurrence = session.get(Occurrence, occurrence_id)
     assert occurrence is not None and occurrence.status == OccurrenceStatus.DISPATCHED.value
+
+
+def test_the_tick_summarises_what_was_written(runtime: Runtime, session: Session) -> None:
+    for email in ("a@example.com", "b@example.com", "c@example.com"):
+        f.person(session, email)
+    f.core_message(session, rrule="FREQ=WEEKLY;BYDAY=MO", start=datetime(2026, 3, 2, 9, 0))
+    session.commit()
+    tick(runtime.sessions, POLICY, Queue(), f.T0)
+    report = tick(runtime.sessions, POLICY, Queue(), datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    assert report.deliveries_written == 3
+    assert report.summarised == 3  # one change per delivery written
+    session.expire_all()
+    assert not summaries.pending(session)
+    cells = session.scalars(
+        select(OccurrenceFigures).where(OccurrenceFigures.channel == summaries.ALL_CHANNELS)
+    ).all()
+    assert [(c.planned, c.sent) for c in cells] == [(3, 0)]
