@@ -37,6 +37,8 @@ from cadence.store.models import (
 from cadence.summaries import (
     ALL_CHANNELS,
     DEFAULT_TOLERANCE,
+    EVERYONE,
+    NO_TEAM,
     PER_CHANNEL,
     PER_PERSON,
     SEND_PURPOSES,
@@ -163,9 +165,9 @@ class Slice:
         self.per_channel = per_channel
         self.columns = PER_CHANNEL if per_channel or filters.channel is not None else PER_PERSON
         self.where = list(where)
-        self.summed = (
-            not filters.narrows_people and tolerance == DEFAULT_TOLERANCE and not self.where
-        )
+        # Per-occurrence cells can answer unless the rows need a condition of their own.
+        self._cells_apply = tolerance == DEFAULT_TOLERANCE and not self.where
+        self.summed = self._cells_apply and not filters.narrows_people
 
     # -- person-occurrence rows ---------------------------------------------------------
 
@@ -213,9 +215,10 @@ class Slice:
     ) -> dict[GroupKey, dict[str, int]]:
         """Per group of `keys` (and channel, when per channel): every sum in SUMS, with
         the earliest first-sent time as `first_sent`."""
-        if self.summed and not join_person:
+        cells = self._cells(OccurrenceFigures, keys, join_person)
+        if cells is not None:
             f = OccurrenceFigures
-            grouping = self._grouping(keys, f.channel)
+            grouping, where = cells
             stmt = (
                 select(
                     *grouping,
@@ -223,7 +226,7 @@ class Slice:
                     func.min(f.first_sent),
                 )
                 .join(Occurrence, Occurrence.id == f.occurrence_id)
-                .where(*self.occurrence, self._summed_channel(f.channel))
+                .where(*self.occurrence, *where)
             )
         else:
             measures = self.columns.measures(self.tolerance)
@@ -248,6 +251,40 @@ class Slice:
             out[tuple(row[:width])] = sums
         return out
 
+    def _cells(
+        self,
+        table: type[OccurrenceFigures] | type[FigureHistogram],
+        keys: Mapping[str, SqlColumn],
+        join_person: bool,
+    ) -> tuple[list[Any], list[ColumnElement[bool]]] | None:
+        """(grouping, WHERE) for reading `table`'s per-occurrence cells instead of the
+        person-occurrence rows, or None when the cells cannot answer.
+
+        Cells for everyone answer a slice that narrows no people, grouped by occurrence
+        columns or channel. Team cells (all channels only) answer a slice narrowed to a team
+        or grouped by each person's team, as long as it narrows nobody else.
+        """
+        if not self._cells_apply:
+            return None
+        channel, team = table.channel, table.team_id
+        if self.summed and not join_person:
+            where = [self._summed_channel(channel), team == EVERYONE]
+            return self._grouping(keys, channel), where
+        f = self.filters
+        if (
+            f.manager_email is not None
+            or f.scope_person_id is not None
+            or f.channel is not None
+            or self.per_channel
+            or not all(_reads_only(c, Occurrence) or c is Person.team_id for c in keys.values())
+        ):
+            return None
+        where = [channel == ALL_CHANNELS, team != EVERYONE]
+        if self.people.teams is not None:
+            where.append(team.in_(self.people.teams))
+        grouping = [func.nullif(team, NO_TEAM) if c is Person.team_id else c for c in keys.values()]
+        return grouping, where
+
     def _summed_channel(self, column: Any) -> ColumnElement[bool]:
         found: ColumnElement[bool]
         if self.filters.channel is not None:
@@ -264,13 +301,14 @@ class Slice:
         """Per group: (bucket, acknowledged person-occurrences in it), in bucket order.
         `measure` is "wait" (time-to-acknowledge buckets) or "hour" (whole hours from the
         due time to the answer)."""
-        if self.summed and not join_person:
+        cells = self._cells(FigureHistogram, keys, join_person)
+        if cells is not None and (measure == "wait" or self.summed):
             h = FigureHistogram
-            grouping = self._grouping(keys, h.channel)
+            grouping, where = cells
             stmt = (
                 select(*grouping, h.bucket, func.sum(h.count))
                 .join(Occurrence, Occurrence.id == h.occurrence_id)
-                .where(*self.occurrence, self._summed_channel(h.channel), h.measure == measure)
+                .where(*self.occurrence, *where, h.measure == measure)
             )
             bucket: Any = h.bucket
         else:
@@ -297,19 +335,26 @@ class Slice:
         grouping = self._grouping(keys, PersonOccurrence.channel)
         found: dict[GroupKey, dict[str, float | None]] = {}
         for group, histogram in self.histograms(keys, "wait", join_person=join_person).items():
-            # The group's own occurrences are picked first, so that the rows of a bucket
-            # are read through the index for those occurrences only.
+            # The group's own occurrences and people are picked first, so that the rows
+            # of a bucket are read through the index, without a join.
             by_occurrence: list[ColumnElement[bool]] = []
+            by_person: list[ColumnElement[bool]] = []
             by_row: list[ColumnElement[bool]] = []
             for column, value in zip(grouping, group, strict=True):
                 same = column.is_not_distinct_from(value)
-                (by_occurrence if _of_occurrences(column) else by_row).append(same)
+                if _reads_only(column, Occurrence):
+                    by_occurrence.append(same)
+                elif _reads_only(column, Person):
+                    by_person.append(same)
+                else:
+                    by_row.append(same)
+            # (A row has a wait bucket only once it was sent and answered.)
             rows = self.rows(
-                [self.columns.wait_s],
-                join_person=join_person,
-                join_occurrence=False,
-                occurrence_where=by_occurrence,
-            ).where(self.columns.acknowledged(), *by_row)
+                [self.columns.wait_s], join_occurrence=False, occurrence_where=by_occurrence
+            ).where(*by_row)
+            if by_person:
+                people = select(Person.id).where(*by_person)
+                rows = rows.where(PersonOccurrence.person_id.in_(people))
 
             def values_in(bucket: int, offset: int, limit: int, rows: Select[Any] = rows) -> Any:
                 stmt = (
@@ -326,11 +371,11 @@ class Slice:
         return found
 
 
-def _of_occurrences(column: Any) -> bool:
-    """Whether a grouping expression reads the occurrence's columns only."""
+def _reads_only(column: Any, model: type[Occurrence] | type[Person]) -> bool:
+    """Whether a grouping expression reads the columns of one table (occurrences, people)."""
     clause = column.__clause_element__() if hasattr(column, "__clause_element__") else column
     tables = find_tables(clause, check_columns=True)
-    return bool(tables) and all(t is Occurrence.__table__ for t in tables)
+    return bool(tables) and all(t is model.__table__ for t in tables)
 
 
 def _round(value: float | None) -> float | None:

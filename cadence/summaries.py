@@ -56,6 +56,7 @@ from cadence.store.models import (
     FigureHistogram,
     Occurrence,
     OccurrenceFigures,
+    Person,
     PersonOccurrence,
 )
 
@@ -65,6 +66,9 @@ SEND_PURPOSES = ("cadence", "launch")
 DEFAULT_TOLERANCE = timedelta(minutes=15)
 #: The `channel` of summary rows that count each person once, whatever the channel.
 ALL_CHANNELS = ""
+#: The `team_id` of summary rows for everyone, and of those for people in no team.
+EVERYONE = 0
+NO_TEAM = -1
 #: Change rows handled per round of `catch_up`.
 CHUNK = 50_000
 # PostgreSQL advisory lock held by the one refresh running at a time ("CADE").
@@ -311,37 +315,62 @@ def person_occurrence_rows(dialect: str, changed: Changed) -> Select[Any]:
 _STORED = [c.name for c in PersonOccurrence.__table__.columns]
 
 
-def _figure_rows(columns: Columns, touched: Select[int]) -> Select[Any]:
+def team_cell(team_id: Any) -> ColumnElement[int]:
+    """The `team_id` of the summary cell a person's team falls in."""
+    return func.coalesce(team_id, NO_TEAM)
+
+
+def _cells(columns: Columns, by_team: bool) -> tuple[list[Any], list[Any]]:
+    """(the cell key columns, what to group by) for one kind of summary row."""
     p = PersonOccurrence
-    keys = [p.occurrence_id, *([p.channel] if columns.per_channel else [])]
-    return (
+    team = team_cell(Person.team_id) if by_team else literal(EVERYONE)
+    keys = [p.occurrence_id, columns.channel.label("channel"), team.label("team_id")]
+    grouping = [p.occurrence_id, *([p.channel] if columns.per_channel else [])]
+    return keys, grouping + ([team] if by_team else [])
+
+
+def _figure_rows(columns: Columns, touched: Select[int], *, by_team: bool = False) -> Select[Any]:
+    keys, grouping = _cells(columns, by_team)
+    stmt = (
         select(
-            p.occurrence_id,
-            columns.channel.label("channel"),
+            *keys,
             *(func.sum(value).label(name) for name, value in columns.measures().items()),
             func.min(columns.first_sent).label("first_sent"),
         )
-        .join(Occurrence, Occurrence.id == p.occurrence_id)
-        .where(p.occurrence_id.in_(touched), *columns.rows())
-        .group_by(*keys)
+        .join(Occurrence, Occurrence.id == PersonOccurrence.occurrence_id)
+        .where(PersonOccurrence.occurrence_id.in_(touched), *columns.rows())
+        .group_by(*grouping)
     )
+    return stmt.join(Person, Person.id == PersonOccurrence.person_id) if by_team else stmt
 
 
-def _histogram_rows(columns: Columns, measure: str, touched: Select[int]) -> Select[Any]:
+def _histogram_rows(
+    columns: Columns, measure: str, touched: Select[int], *, by_team: bool = False
+) -> Select[Any]:
     p = PersonOccurrence
     bucket = columns.wait_bucket if measure == "wait" else p.ack_hour
-    keys = [p.occurrence_id, *([p.channel] if columns.per_channel else []), bucket]
-    return (
+    keys, grouping = _cells(columns, by_team)
+    stmt = (
         select(
-            p.occurrence_id,
-            columns.channel.label("channel"),
+            keys[0],
+            keys[1],
             literal(measure).label("measure"),
+            keys[2],
             bucket.label("bucket"),
             func.count().label("count"),
         )
         .where(p.occurrence_id.in_(touched), columns.acknowledged(), *columns.rows())
-        .group_by(*keys)
+        .group_by(*grouping, bucket)
     )
+    return stmt.join(Person, Person.id == p.person_id) if by_team else stmt
+
+
+# The summary rows kept per occurrence: (how rows are counted, split by team, measures).
+_KEPT = (
+    (PER_PERSON, False, ("wait", "hour")),
+    (PER_CHANNEL, False, ("wait", "hour")),
+    (PER_PERSON, True, ("wait",)),
+)
 
 
 def _refresh_taken(session: Session) -> None:
@@ -356,14 +385,17 @@ def _refresh_taken(session: Session) -> None:
     histogram_columns = [c.name for c in FigureHistogram.__table__.columns]
     session.execute(delete(OccurrenceFigures).where(OccurrenceFigures.occurrence_id.in_(touched)))
     session.execute(delete(FigureHistogram).where(FigureHistogram.occurrence_id.in_(touched)))
-    for columns in (PER_PERSON, PER_CHANNEL):
+    for columns, by_team, measures in _KEPT:
         session.execute(
-            insert(OccurrenceFigures).from_select(figure_columns, _figure_rows(columns, touched))
+            insert(OccurrenceFigures).from_select(
+                figure_columns, _figure_rows(columns, touched, by_team=by_team)
+            )
         )
-        for measure in ("wait", "hour"):
+        for measure in measures:
             session.execute(
                 insert(FigureHistogram).from_select(
-                    histogram_columns, _histogram_rows(columns, measure, touched)
+                    histogram_columns,
+                    _histogram_rows(columns, measure, touched, by_team=by_team),
                 )
             )
 

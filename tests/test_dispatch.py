@@ -291,6 +291,9 @@ def test_the_tick_summarises_what_was_written(runtime: Runtime, session: Session
     session.expire_all()
     assert not summaries.pending(session)
     cells = session.scalars(
-        select(OccurrenceFigures).where(OccurrenceFigures.channel == summaries.ALL_CHANNELS)
+        select(OccurrenceFigures).where(
+            OccurrenceFigures.channel == summaries.ALL_CHANNELS,
+            OccurrenceFigures.team_id == summaries.EVERYONE,
+        )
     ).all()
     assert [(c.planned, c.sent) for c in cells] == [(3, 0)]

@@ -441,7 +441,8 @@ class PersonOccurrence(Base):
 
 class OccurrenceFigures(Base):
     """The sums of an occurrence's person-occurrences: `channel` '' for all channels (each
-    person once), or one channel's rows. `on_time` uses the default tolerance."""
+    person once), or one channel's rows; `team_id` 0 for everyone, or (with channel '')
+    the people now in one team (-1: in none). `on_time` uses the default tolerance."""
 
     __tablename__ = "occurrence_figures"
 
@@ -449,6 +450,7 @@ class OccurrenceFigures(Base):
         ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True
     )
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    team_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     planned: Mapped[int] = mapped_column(Integer)
     sent: Mapped[int] = mapped_column(Integer)
     acknowledged: Mapped[int] = mapped_column(Integer)
@@ -463,7 +465,8 @@ class OccurrenceFigures(Base):
 
 class FigureHistogram(Base):
     """How many acknowledged person-occurrences of an occurrence fall in each bucket of a
-    measure: "wait" (time to acknowledge, bucketed) or "hour" (hours from due to answer)."""
+    measure: "wait" (time to acknowledge, bucketed) or "hour" (hours from due to answer);
+    `channel` and `team_id` as in OccurrenceFigures (teams have "wait" only)."""
 
     __tablename__ = "figure_histograms"
 
@@ -472,6 +475,7 @@ class FigureHistogram(Base):
     )
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     measure: Mapped[str] = mapped_column(String(8), primary_key=True)
+    team_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
 

@@ -21,7 +21,8 @@ depends_on: str | Sequence[str] | None = None
 # Triggers that log every change the figure summaries depend on into figure_changes, in
 # the writer's own transaction (cadence.summaries reads the log). A delivery matters when
 # it is written or removed, and when it becomes or stops being sent or cancelled; an
-# acknowledgement always; an occurrence when its due time, purpose or message changes.
+# acknowledgement always; an occurrence when its due time, purpose or message changes; a
+# person when they move team (every person-occurrence of theirs, for the team sums).
 def _delivery_matters(old: str, new: str, differ: str) -> str:
     return f"""
     ({old}.status {differ} {new}.status
@@ -34,6 +35,9 @@ def _delivery_matters(old: str, new: str, differ: str) -> str:
 
 
 _LOG = "INSERT INTO figure_changes (occurrence_id, person_id)"
+_LOG_PERSON = (
+    f"{_LOG} SELECT DISTINCT occurrence_id, NEW.id FROM person_occurrences WHERE person_id = NEW.id"
+)
 
 
 def _sqlite_table_triggers(table: str, update_when: str) -> list[str]:
@@ -59,12 +63,18 @@ SQLITE_TRIGGERS = [
     WHEN OLD.due_at IS NOT NEW.due_at OR OLD.purpose IS NOT NEW.purpose
         OR OLD.message_id IS NOT NEW.message_id
     BEGIN {_LOG} VALUES (NEW.id, NULL); END""",
+    f"""CREATE TRIGGER figure_changes_people_update AFTER UPDATE OF team_id ON people
+    WHEN OLD.team_id IS NOT NEW.team_id
+    BEGIN {_LOG_PERSON}; END""",
 ]
 SQLITE_DROP = [
     f"DROP TRIGGER IF EXISTS figure_changes_{table}_{event}"
     for table in ("deliveries", "acknowledgements")
     for event in ("insert", "update", "delete")
-] + ["DROP TRIGGER IF EXISTS figure_changes_occurrences_update"]
+] + [
+    "DROP TRIGGER IF EXISTS figure_changes_occurrences_update",
+    "DROP TRIGGER IF EXISTS figure_changes_people_update",
+]
 
 # PostgreSQL: statement-level triggers with transition tables, so a bulk write logs its
 # rows in one INSERT ... SELECT instead of one trigger call per row.
@@ -108,6 +118,14 @@ POSTGRESQL_TRIGGERS = [
     WHEN (OLD.due_at IS DISTINCT FROM NEW.due_at OR OLD.purpose IS DISTINCT FROM NEW.purpose
         OR OLD.message_id IS DISTINCT FROM NEW.message_id)
     EXECUTE FUNCTION figure_changes_log_occurrence()""",
+    f"""CREATE FUNCTION figure_changes_log_person() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        {_LOG_PERSON};
+        RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER figure_changes_people_update AFTER UPDATE OF team_id ON people
+    FOR EACH ROW WHEN (OLD.team_id IS DISTINCT FROM NEW.team_id)
+    EXECUTE FUNCTION figure_changes_log_person()""",
 ]
 POSTGRESQL_DROP = [
     f"DROP TRIGGER IF EXISTS figure_changes_{table}_{event} ON {table}"
@@ -115,6 +133,8 @@ POSTGRESQL_DROP = [
     for event in ("insert", "update", "delete")
 ] + [
     "DROP TRIGGER IF EXISTS figure_changes_occurrences_update ON occurrences",
+    "DROP TRIGGER IF EXISTS figure_changes_people_update ON people",
+    "DROP FUNCTION IF EXISTS figure_changes_log_person()",
     "DROP FUNCTION IF EXISTS figure_changes_log_rows()",
     "DROP FUNCTION IF EXISTS figure_changes_log_occurrence()",
 ]
@@ -134,15 +154,17 @@ def upgrade() -> None:
         sa.Column("occurrence_id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("measure", sa.String(length=8), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=False),
         sa.Column("bucket", sa.Integer(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["occurrence_id"], ["occurrences.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("occurrence_id", "channel", "measure", "bucket"),
+        sa.PrimaryKeyConstraint("occurrence_id", "channel", "measure", "team_id", "bucket"),
     )
     op.create_table(
         "occurrence_figures",
         sa.Column("occurrence_id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("team_id", sa.Integer(), nullable=False),
         sa.Column("planned", sa.Integer(), nullable=False),
         sa.Column("sent", sa.Integer(), nullable=False),
         sa.Column("acknowledged", sa.Integer(), nullable=False),
@@ -154,7 +176,7 @@ def upgrade() -> None:
         sa.Column("on_time", sa.Integer(), nullable=False),
         sa.Column("first_sent", cadence.store.types.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["occurrence_id"], ["occurrences.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("occurrence_id", "channel"),
+        sa.PrimaryKeyConstraint("occurrence_id", "channel", "team_id"),
     )
     op.create_table(
         "person_occurrences",
