@@ -267,14 +267,15 @@ class Acknowledgement(Base):
             sqlite_where=text("counted"),
             postgresql_where=text("counted"),
         ),
+        # An index on the occurrence alone would tempt planners into reading every answer
+        # to an occurrence for each delivery; this one finds the person's own.
         Index("ix_acknowledgements_occurrence_person", "occurrence_id", "person_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
-    occurrence_id: Mapped[int] = mapped_column(
-        ForeignKey("occurrences.id", ondelete="CASCADE"), index=True
-    )
+    # Looked up by (occurrence, person): see ix_acknowledgements_occurrence_person.
+    occurrence_id: Mapped[int] = mapped_column(ForeignKey("occurrences.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # "ack" or "question"
     question: Mapped[str | None] = mapped_column(Text)

@@ -230,6 +230,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_acknowledgements_occurrence_person", ["occurrence_id", "person_id"], unique=False
         )
+        batch_op.drop_index("ix_acknowledgements_occurrence_id")
     bind = op.get_bind()
     for statement in POSTGRESQL_TRIGGERS if bind.dialect.name == "postgresql" else SQLITE_TRIGGERS:
         bind.exec_driver_sql(statement)
@@ -245,6 +246,7 @@ def downgrade() -> None:
     for statement in POSTGRESQL_DROP if bind.dialect.name == "postgresql" else SQLITE_DROP:
         bind.exec_driver_sql(statement)
     with op.batch_alter_table("acknowledgements", schema=None) as batch_op:
+        batch_op.create_index("ix_acknowledgements_occurrence_id", ["occurrence_id"], unique=False)
         batch_op.drop_index("ix_acknowledgements_occurrence_person")
     with op.batch_alter_table("person_occurrences", schema=None) as batch_op:
         batch_op.drop_index("ix_person_occurrences_wait")
