@@ -560,10 +560,14 @@ def leaders(session: Session, filters: Filters) -> list[dict[str, Any]]:
     briefed = sl.sums(keys)
     lags = sl.percentiles(keys, wanted={"median": PERCENTILES["median"]})
     payload = Delivery.payload
+    # The launch occurrences are picked first, so only their deliveries are read.
+    launch_occurrences = select(Occurrence.id).where(*sl.occurrence)
     bypassed_units = (
         select(Delivery.occurrence_id, Delivery.person_id)
-        .join(Occurrence, Occurrence.id == Delivery.occurrence_id)
-        .where(*sl.occurrence, payload["release"].as_string() == "leader bypassed")
+        .where(
+            Delivery.occurrence_id.in_(launch_occurrences),
+            payload["release"].as_string() == "leader bypassed",
+        )
         .group_by(Delivery.occurrence_id, Delivery.person_id)
     )
     if filters.channel is not None:

@@ -38,7 +38,7 @@ from cadence.summaries import (
     ALL_CHANNELS,
     DEFAULT_TOLERANCE,
     EVERYONE,
-    NO_TEAM,
+    NONE,
     PER_CHANNEL,
     PER_PERSON,
     SEND_PURPOSES,
@@ -123,8 +123,8 @@ class People:
             if session.scalar(select(Team.id).where(Team.path == path)) is None:
                 raise InputError(f"unknown team {path!r}")
             self.teams = select(Team.id).where(team_and_below(path))
-        self.anyone, root = _tree_root(session, filters)
-        self.tree = tree_of(root) if self.anyone and root is not None else None
+        self.anyone, self.root = _tree_root(session, filters)
+        self.tree = tree_of(self.root) if self.anyone and self.root is not None else None
 
     def __call__(self, person_id: Any) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
@@ -212,42 +212,49 @@ class Slice:
 
     def sums(
         self, keys: Mapping[str, SqlColumn], *, join_person: bool = False
-    ) -> dict[GroupKey, dict[str, int]]:
+    ) -> dict[GroupKey, dict[str, Any]]:
         """Per group of `keys` (and channel, when per channel): every sum in SUMS, with
         the earliest first-sent time as `first_sent`."""
-        cells = self._cells(OccurrenceFigures, keys, join_person)
-        if cells is not None:
-            f = OccurrenceFigures
-            grouping, where = cells
-            stmt = (
-                select(
-                    *grouping,
-                    *(func.sum(getattr(f, name)) for name in SUMS),
-                    func.min(f.first_sent),
-                )
-                .join(Occurrence, Occurrence.id == f.occurrence_id)
-                .where(*self.occurrence, *where)
-            )
-        else:
-            measures = self.columns.measures(self.tolerance)
-            grouping = self._grouping(keys, PersonOccurrence.channel)
-            stmt = self.rows(
-                [
-                    *grouping,
-                    *(func.sum(measures[name]) for name in SUMS),
-                    func.min(self.columns.first_sent),
-                ],
-                join_person=join_person,
-            )
-        if grouping:
-            stmt = stmt.group_by(*grouping)
-        width = len(grouping)
-        out: dict[GroupKey, dict[str, int]] = {}
+        f = OccurrenceFigures
+        cells = self._cells(f, keys, join_person)
+        if cells is None:
+            return self._read_sums(self._row_sums(keys, join_person))
+        grouping, where = cells
+        found = self._read_sums(
+            select(*grouping, *(func.sum(getattr(f, n)) for n in SUMS), func.min(f.first_sent))
+            .join(Occurrence, Occurrence.id == f.occurrence_id)
+            .where(*self.occurrence, *where)
+            .group_by(*grouping)
+        )
+        if self.people.root is not None:  # the tree's own leader has no cell of their own
+            root = self._row_sums(keys, True, PersonOccurrence.person_id == self.people.root)
+            for group, more in self._read_sums(root).items():
+                found[group] = _added(found[group], more) if group in found else more
+        return found
+
+    def _row_sums(
+        self, keys: Mapping[str, SqlColumn], join_person: bool, *where: ColumnElement[bool]
+    ) -> Select[Any]:
+        measures = self.columns.measures(self.tolerance)
+        grouping = self._grouping(keys, PersonOccurrence.channel)
+        stmt = self.rows(
+            [
+                *grouping,
+                *(func.sum(measures[name]) for name in SUMS),
+                func.min(self.columns.first_sent),
+            ],
+            join_person=join_person,
+        ).where(*where)
+        return stmt.group_by(*grouping) if grouping else stmt
+
+    def _read_sums(self, stmt: Select[Any]) -> dict[GroupKey, dict[str, Any]]:
+        out: dict[GroupKey, dict[str, Any]] = {}
         for row in self.session.execute(stmt):
+            width = len(row) - len(SUMS) - 1
             if row[width] is None:  # an aggregate over no rows at all
                 continue
             sums: dict[str, Any] = {name: int(row[width + i]) for i, name in enumerate(SUMS)}
-            sums["first_sent"] = row[width + len(SUMS)]
+            sums["first_sent"] = row[-1]
             out[tuple(row[:width])] = sums
         return out
 
@@ -260,29 +267,34 @@ class Slice:
         """(grouping, WHERE) for reading `table`'s per-occurrence cells instead of the
         person-occurrence rows, or None when the cells cannot answer.
 
-        Cells for everyone answer a slice that narrows no people, grouped by occurrence
-        columns or channel. Team cells (all channels only) answer a slice narrowed to a team
-        or grouped by each person's team, as long as it narrows nobody else.
+        Everyone's cells answer a slice that narrows no people, grouped by occurrence
+        columns or channel. The cells of each team and manager pair (all channels only)
+        answer a slice narrowed to a team or a manager's tree, or grouped by team or
+        manager: a tree is its leader (read from their own rows) and everyone whose manager
+        is in it.
         """
         if not self._cells_apply:
             return None
-        channel, team = table.channel, table.team_id
+        channel, team, manager = table.channel, table.team_id, table.manager_id
         if self.summed and not join_person:
-            where = [self._summed_channel(channel), team == EVERYONE]
+            where = [self._summed_channel(channel), team == EVERYONE, manager == EVERYONE]
             return self._grouping(keys, channel), where
-        f = self.filters
         if (
-            f.manager_email is not None
-            or f.scope_person_id is not None
-            or f.channel is not None
+            self.filters.channel is not None
             or self.per_channel
-            or not all(_reads_only(c, Occurrence) or c is Person.team_id for c in keys.values())
+            or not self.people.anyone
+            or not all(_reads_only(c, Occurrence) or _cell_key(c) for c in keys.values())
         ):
             return None
         where = [channel == ALL_CHANNELS, team != EVERYONE]
         if self.people.teams is not None:
             where.append(team.in_(self.people.teams))
-        grouping = [func.nullif(team, NO_TEAM) if c is Person.team_id else c for c in keys.values()]
+        if self.people.tree is not None:
+            where.append(manager.in_(self.people.tree))
+        cells = {"team_id": team, "manager_id": manager}
+        grouping = [
+            func.nullif(cells[name], NONE) if (name := _cell_key(c)) else c for c in keys.values()
+        ]
         return grouping, where
 
     def _summed_channel(self, column: Any) -> ColumnElement[bool]:
@@ -301,28 +313,49 @@ class Slice:
         """Per group: (bucket, acknowledged person-occurrences in it), in bucket order.
         `measure` is "wait" (time-to-acknowledge buckets) or "hour" (whole hours from the
         due time to the answer)."""
-        cells = self._cells(FigureHistogram, keys, join_person)
-        if cells is not None and (measure == "wait" or self.summed):
-            h = FigureHistogram
-            grouping, where = cells
-            stmt = (
-                select(*grouping, h.bucket, func.sum(h.count))
-                .join(Occurrence, Occurrence.id == h.occurrence_id)
-                .where(*self.occurrence, *where, h.measure == measure)
+        h = FigureHistogram
+        cells = self._cells(h, keys, join_person)
+        if cells is None or (measure == "hour" and not self.summed):
+            return self._read_histograms(self._row_histograms(keys, measure, join_person))
+        grouping, where = cells
+        found = self._read_histograms(
+            select(*grouping, h.bucket, func.sum(h.count))
+            .join(Occurrence, Occurrence.id == h.occurrence_id)
+            .where(*self.occurrence, *where, h.measure == measure)
+            .group_by(*grouping, h.bucket)
+        )
+        if self.people.root is not None:
+            root = self._row_histograms(
+                keys, measure, True, PersonOccurrence.person_id == self.people.root
             )
-            bucket: Any = h.bucket
-        else:
-            bucket = self.columns.wait_bucket if measure == "wait" else PersonOccurrence.ack_hour
-            grouping = self._grouping(keys, PersonOccurrence.channel)
-            stmt = self.rows([*grouping, bucket, func.count()], join_person=join_person).where(
-                self.columns.acknowledged()
-            )
-        stmt = stmt.group_by(*grouping, bucket).order_by(*grouping, bucket)
-        width = len(grouping)
+            for group, more in self._read_histograms(root).items():
+                counts = dict(found.get(group, []))
+                for bucket, n in more:
+                    counts[bucket] = counts.get(bucket, 0) + n
+                found[group] = sorted(counts.items())
+        return found
+
+    def _row_histograms(
+        self,
+        keys: Mapping[str, SqlColumn],
+        measure: str,
+        join_person: bool,
+        *where: ColumnElement[bool],
+    ) -> Select[Any]:
+        bucket = self.columns.wait_bucket if measure == "wait" else PersonOccurrence.ack_hour
+        grouping = self._grouping(keys, PersonOccurrence.channel)
+        return (
+            self.rows([*grouping, bucket, func.count()], join_person=join_person)
+            .where(self.columns.acknowledged(), *where)
+            .group_by(*grouping, bucket)
+        )
+
+    def _read_histograms(self, stmt: Select[Any]) -> dict[GroupKey, list[tuple[int, int]]]:
         out: dict[GroupKey, list[tuple[int, int]]] = {}
         for row in self.session.execute(stmt):
-            out.setdefault(tuple(row[:width]), []).append((int(row[width]), int(row[width + 1])))
-        return out
+            group, bucket, count = tuple(row[:-2]), int(row[-2]), int(row[-1])
+            out.setdefault(group, []).append((bucket, count))
+        return {group: sorted(counts) for group, counts in out.items()}
 
     def percentiles(
         self,
@@ -369,6 +402,23 @@ class Slice:
                 name: _round(percentile(histogram, p, values_in)) for name, p in wanted.items()
             }
         return found
+
+
+def _cell_key(column: Any) -> str | None:
+    """The cell column for a person column whose groups have cells of their own."""
+    for key in (Person.team_id, Person.manager_id):
+        if column is key:
+            return str(key.key)
+    return None
+
+
+def _added(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Two groups' sums together."""
+    firsts = [t for t in (a["first_sent"], b["first_sent"]) if t is not None]
+    return {
+        **{name: a[name] + b[name] for name in SUMS},
+        "first_sent": min(firsts) if firsts else None,
+    }
 
 
 def _reads_only(column: Any, model: type[Occurrence] | type[Person]) -> bool:

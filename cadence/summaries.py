@@ -67,9 +67,10 @@ SEND_PURPOSES = ("cadence", "launch")
 DEFAULT_TOLERANCE = timedelta(minutes=15)
 #: The `channel` of summary rows that count each person once, whatever the channel.
 ALL_CHANNELS = ""
-#: The `team_id` of summary rows for everyone, and of those for people in no team.
+#: The `team_id` and `manager_id` of summary rows for everyone, and of those for people
+#: in no team or with no manager.
 EVERYONE = 0
-NO_TEAM = -1
+NONE = -1
 #: Change rows handled per round of `catch_up`, and occurrences recomputed per statement.
 CHUNK = 50_000
 OCCURRENCES_AT_ONCE = 500
@@ -321,22 +322,34 @@ def person_occurrence_rows(dialect: str, changed: Changed) -> Select[Any]:
 _STORED = [c.name for c in PersonOccurrence.__table__.columns]
 
 
-def team_cell(team_id: Any) -> ColumnElement[int]:
-    """The `team_id` of the summary cell a person's team falls in."""
-    return func.coalesce(team_id, NO_TEAM)
+def cell_of(column: Any) -> ColumnElement[int]:
+    """The `team_id` or `manager_id` of the summary cell a person's team or manager
+    falls in."""
+    return func.coalesce(column, NONE)
 
 
-def _cells(columns: Columns, by_team: bool) -> tuple[list[Any], list[Any]]:
-    """(the cell key columns, what to group by) for one kind of summary row."""
+def _cells(columns: Columns, by_group: bool) -> tuple[list[Any], list[Any]]:
+    """(the cell key columns, what to group by) for one kind of summary row: everyone's,
+    or (`by_group`) each team and manager's."""
     p = PersonOccurrence
-    team = team_cell(Person.team_id) if by_team else literal(EVERYONE)
-    keys = [p.occurrence_id, columns.channel.label("channel"), team.label("team_id")]
+    if by_group:
+        team, manager = cell_of(Person.team_id), cell_of(Person.manager_id)
+    else:
+        team = manager = literal(EVERYONE)
+    keys = [
+        p.occurrence_id,
+        columns.channel.label("channel"),
+        team.label("team_id"),
+        manager.label("manager_id"),
+    ]
     grouping = [p.occurrence_id, *([p.channel] if columns.per_channel else [])]
-    return keys, grouping + ([team] if by_team else [])
+    return keys, grouping + ([team, manager] if by_group else [])
 
 
-def _figure_rows(columns: Columns, touched: Sequence[int], *, by_team: bool = False) -> Select[Any]:
-    keys, grouping = _cells(columns, by_team)
+def _figure_rows(
+    columns: Columns, touched: Sequence[int], *, by_group: bool = False
+) -> Select[Any]:
+    keys, grouping = _cells(columns, by_group)
     stmt = (
         select(
             *keys,
@@ -347,31 +360,33 @@ def _figure_rows(columns: Columns, touched: Sequence[int], *, by_team: bool = Fa
         .where(PersonOccurrence.occurrence_id.in_(touched), *columns.rows())
         .group_by(*grouping)
     )
-    return stmt.join(Person, Person.id == PersonOccurrence.person_id) if by_team else stmt
+    return stmt.join(Person, Person.id == PersonOccurrence.person_id) if by_group else stmt
 
 
 def _histogram_rows(
-    columns: Columns, measure: str, touched: Sequence[int], *, by_team: bool = False
+    columns: Columns, measure: str, touched: Sequence[int], *, by_group: bool = False
 ) -> Select[Any]:
     p = PersonOccurrence
     bucket = columns.wait_bucket if measure == "wait" else p.ack_hour
-    keys, grouping = _cells(columns, by_team)
+    keys, grouping = _cells(columns, by_group)
     stmt = (
         select(
             keys[0],
             keys[1],
             literal(measure).label("measure"),
             keys[2],
+            keys[3],
             bucket.label("bucket"),
             func.count().label("count"),
         )
         .where(p.occurrence_id.in_(touched), columns.acknowledged(), *columns.rows())
         .group_by(*grouping, bucket)
     )
-    return stmt.join(Person, Person.id == p.person_id) if by_team else stmt
+    return stmt.join(Person, Person.id == p.person_id) if by_group else stmt
 
 
-# The summary rows kept per occurrence: (how rows are counted, split by team, measures).
+# The summary rows kept per occurrence: (how rows are counted, split by team and manager,
+# measures).
 _KEPT = (
     (PER_PERSON, False, ("wait", "hour")),
     (PER_CHANNEL, False, ("wait", "hour")),
@@ -401,17 +416,17 @@ def _refresh_occurrences(session: Session, dialect: str, touched: Sequence[int])
     histogram_columns = [c.name for c in FigureHistogram.__table__.columns]
     session.execute(delete(OccurrenceFigures).where(OccurrenceFigures.occurrence_id.in_(touched)))
     session.execute(delete(FigureHistogram).where(FigureHistogram.occurrence_id.in_(touched)))
-    for columns, by_team, measures in _KEPT:
+    for columns, by_group, measures in _KEPT:
         session.execute(
             insert(OccurrenceFigures).from_select(
-                figure_columns, _figure_rows(columns, touched, by_team=by_team)
+                figure_columns, _figure_rows(columns, touched, by_group=by_group)
             )
         )
         for measure in measures:
             session.execute(
                 insert(FigureHistogram).from_select(
                     histogram_columns,
-                    _histogram_rows(columns, measure, touched, by_team=by_team),
+                    _histogram_rows(columns, measure, touched, by_group=by_group),
                 )
             )
 

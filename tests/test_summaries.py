@@ -20,7 +20,7 @@ from sqlalchemy import Float, cast, delete, func, literal, null, select, text, u
 from sqlalchemy.orm import Session, sessionmaker
 
 from cadence import summaries
-from cadence.figures import Filters, breakdown, overview
+from cadence.figures import Filters, breakdown, heatmap, overview
 from cadence.store.models import (
     Acknowledgement,
     Delivery,
@@ -43,7 +43,8 @@ STATUS = st.sampled_from((*STATUSES, "sent", "sent", "cancelled"))
 
 
 def _world(session: Session) -> tuple[list[int], list[int]]:
-    """Four people (in two teams, and one in none) and one message with a cadence
+    """Four people (in two teams, and one in none; p0 leads p1 and p2, p1 leads p3) and
+    one message with a cadence
     occurrence, a launch occurrence, a reminder of the first and a test send: (person ids,
     occurrence ids)."""
     for model in (Acknowledgement, Delivery, Occurrence, Message, Person, Team, FigureChange):
@@ -51,10 +52,11 @@ def _world(session: Session) -> tuple[list[int], list[int]]:
     teams = [Team(path="Support", name="Support"), Team(path="Sales", name="Sales")]
     session.add_all(teams)
     session.flush()
-    people = []
-    for i in range(4):
+    people: list[int] = []
+    for i, manager in enumerate((None, 0, 0, 1)):  # p0 leads p1 and p2; p1 leads p3
         p = Person(email=f"p{i}@example.com", name=f"P{i}", active=True,
                    team_id=teams[i % 2].id if i < 3 else None,
+                   manager_id=None if manager is None else people[manager],
                    created_at=T0, updated_at=T0)  # fmt: skip
         session.add(p)
         session.flush()
@@ -105,6 +107,7 @@ operation = st.one_of(
     st.tuples(st.just("undeliver"), st.integers(0, 7)),
     st.tuples(st.just("move_due"), st.integers(0, 3), minutes),
     st.tuples(st.just("move_team"), st.integers(0, 3), st.sampled_from(("Support", "Sales", None))),
+    st.tuples(st.just("move_manager"), st.sampled_from((2, 3)), st.sampled_from((None, 0, 1))),
 )  # fmt: skip
 
 
@@ -162,6 +165,10 @@ def _apply(
         _, p, path = op
         team_id = session.scalar(select(Team.id).where(Team.path == path)) if path else None
         session.execute(update(Person).where(Person.id == people[p]).values(team_id=team_id))
+    elif kind == "move_manager":
+        _, p, manager = op
+        manager_id = None if manager is None else people[manager]
+        session.execute(update(Person).where(Person.id == people[p]).values(manager_id=manager_id))
     elif kind == "move_due":
         _, o, at = op
         session.execute(
@@ -207,6 +214,7 @@ def _apply(
 )
 @example(ops=[(("deliver", 0, 0, "slack", "sent", 5), True), (("move_due", 0, 600), False)])
 @example(ops=[(("deliver", 0, 0, "slack", "sent", 5), True), (("move_team", 0, "Sales"), False)])
+@example(ops=[(("deliver", 0, 3, "slack", "sent", 5), True), (("move_manager", 3, 0), False)])
 def test_kept_summaries_equal_a_rebuild(
     session: Session, ops: list[tuple[tuple[Any, ...], bool]]
 ) -> None:
@@ -231,17 +239,37 @@ ROWS_ONLY = summaries.DEFAULT_TOLERANCE + timedelta(microseconds=1)
 
 def _cells_agree_with_rows(session: Session) -> None:
     now = T0 + timedelta(days=30)
-    for filters in (Filters(), Filters(team="Support"), Filters(channel="email")):
+    p0, p1 = (
+        session.scalar(select(Person.id).where(Person.email == e))
+        for e in ("p0@example.com", "p1@example.com")
+    )
+    for filters in (
+        Filters(),
+        Filters(team="Support"),
+        Filters(channel="email"),
+        Filters(manager_email="p1@example.com"),
+        Filters(scope_person_id=p0, team="Sales"),
+        Filters(scope_person_id=p1, manager_email="p0@example.com"),
+    ):
         by_cells = overview(session, filters, now)
         by_rows = overview(session, filters, now, tolerance=ROWS_ONLY)
         assert {**by_cells, "on_time_tolerance_minutes": 0} == {
             **by_rows,
             "on_time_tolerance_minutes": 0,
         }, filters
-    for by in ("message", "team", "channel", "repetition", "period"):
-        assert breakdown(session, by, Filters(), now) == breakdown(
-            session, by, Filters(), now, tolerance=ROWS_ONLY
-        ), by
+    for by in ("message", "team", "manager", "channel", "repetition", "period"):
+        for filters in (Filters(), Filters(scope_person_id=p0)):
+            assert breakdown(session, by, filters, now) == breakdown(
+                session, by, filters, now, tolerance=ROWS_ONLY
+            ), (by, filters)
+    heat = heatmap(session, Filters(scope_person_id=p1))
+    for cell in heat["cells"]:
+        by_rows = breakdown(
+            session, "team", Filters(scope_person_id=p1, message_id=cell["message_id"]),
+            now, tolerance=ROWS_ONLY,
+        )  # fmt: skip
+        row = next(r for r in by_rows if r["team"] == cell["team"])
+        assert (cell["sent"], cell["acknowledged"]) == (row["sent"], row["acknowledged"])
 
 
 def test_one_person_occurrence_counts_once_on_its_first_channel(session: Session) -> None:

@@ -441,9 +441,10 @@ class PersonOccurrence(Base):
 
 
 class OccurrenceFigures(Base):
-    """The sums of an occurrence's person-occurrences: `channel` '' for all channels (each
-    person once), or one channel's rows; `team_id` 0 for everyone, or (with channel '')
-    the people now in one team (-1: in none). `on_time` uses the default tolerance."""
+    """The sums of an occurrence's person-occurrences, for everyone (`team_id` and
+    `manager_id` 0), on all channels (`channel` '': each person once) or on one; and, on
+    all channels, for the people now in one team under one manager (-1: in no team, or
+    with no manager). `on_time` uses the default tolerance."""
 
     __tablename__ = "occurrence_figures"
 
@@ -452,6 +453,7 @@ class OccurrenceFigures(Base):
     )
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     team_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    manager_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     planned: Mapped[int] = mapped_column(Integer)
     sent: Mapped[int] = mapped_column(Integer)
     acknowledged: Mapped[int] = mapped_column(Integer)
@@ -467,7 +469,7 @@ class OccurrenceFigures(Base):
 class FigureHistogram(Base):
     """How many acknowledged person-occurrences of an occurrence fall in each bucket of a
     measure: "wait" (time to acknowledge, bucketed) or "hour" (hours from due to answer);
-    `channel` and `team_id` as in OccurrenceFigures (teams have "wait" only)."""
+    the cells are those of OccurrenceFigures (a team and manager's have "wait" only)."""
 
     __tablename__ = "figure_histograms"
 
@@ -477,6 +479,7 @@ class FigureHistogram(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     measure: Mapped[str] = mapped_column(String(8), primary_key=True)
     team_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    manager_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
 

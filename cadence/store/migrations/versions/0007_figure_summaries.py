@@ -22,7 +22,8 @@ depends_on: str | Sequence[str] | None = None
 # the writer's own transaction (cadence.summaries reads the log). A delivery matters when
 # it is written or removed, and when it becomes or stops being sent or cancelled; an
 # acknowledgement always; an occurrence when its due time, purpose or message changes; a
-# person when they move team (every person-occurrence of theirs, for the team sums).
+# person when they move team or manager (every person-occurrence of theirs, for the sums
+# kept per team and manager).
 def _delivery_matters(old: str, new: str, differ: str) -> str:
     return f"""
     ({old}.status {differ} {new}.status
@@ -63,8 +64,8 @@ SQLITE_TRIGGERS = [
     WHEN OLD.due_at IS NOT NEW.due_at OR OLD.purpose IS NOT NEW.purpose
         OR OLD.message_id IS NOT NEW.message_id
     BEGIN {_LOG} VALUES (NEW.id, NULL); END""",
-    f"""CREATE TRIGGER figure_changes_people_update AFTER UPDATE OF team_id ON people
-    WHEN OLD.team_id IS NOT NEW.team_id
+    f"""CREATE TRIGGER figure_changes_people_update AFTER UPDATE OF team_id, manager_id ON people
+    WHEN OLD.team_id IS NOT NEW.team_id OR OLD.manager_id IS NOT NEW.manager_id
     BEGIN {_LOG_PERSON}; END""",
 ]
 SQLITE_DROP = [
@@ -123,8 +124,10 @@ POSTGRESQL_TRIGGERS = [
         {_LOG_PERSON};
         RETURN NULL;
     END $$""",
-    """CREATE TRIGGER figure_changes_people_update AFTER UPDATE OF team_id ON people
-    FOR EACH ROW WHEN (OLD.team_id IS DISTINCT FROM NEW.team_id)
+    """CREATE TRIGGER figure_changes_people_update AFTER UPDATE OF team_id, manager_id
+    ON people FOR EACH ROW
+    WHEN (OLD.team_id IS DISTINCT FROM NEW.team_id
+        OR OLD.manager_id IS DISTINCT FROM NEW.manager_id)
     EXECUTE FUNCTION figure_changes_log_person()""",
 ]
 POSTGRESQL_DROP = [
@@ -155,16 +158,20 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("measure", sa.String(length=8), nullable=False),
         sa.Column("team_id", sa.Integer(), nullable=False),
+        sa.Column("manager_id", sa.Integer(), nullable=False),
         sa.Column("bucket", sa.Integer(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["occurrence_id"], ["occurrences.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("occurrence_id", "channel", "measure", "team_id", "bucket"),
+        sa.PrimaryKeyConstraint(
+            "occurrence_id", "channel", "measure", "team_id", "manager_id", "bucket"
+        ),
     )
     op.create_table(
         "occurrence_figures",
         sa.Column("occurrence_id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("team_id", sa.Integer(), nullable=False),
+        sa.Column("manager_id", sa.Integer(), nullable=False),
         sa.Column("planned", sa.Integer(), nullable=False),
         sa.Column("sent", sa.Integer(), nullable=False),
         sa.Column("acknowledged", sa.Integer(), nullable=False),
@@ -176,7 +183,7 @@ def upgrade() -> None:
         sa.Column("on_time", sa.Integer(), nullable=False),
         sa.Column("first_sent", cadence.store.types.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["occurrence_id"], ["occurrences.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("occurrence_id", "channel", "team_id"),
+        sa.PrimaryKeyConstraint("occurrence_id", "channel", "team_id", "manager_id"),
     )
     op.create_table(
         "person_occurrences",
