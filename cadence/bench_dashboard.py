@@ -310,24 +310,32 @@ def dashboard(deliveries: int, database_url: str | None = None, runs: int = 7) -
                 with rt.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     conn.execute(text("VACUUM ANALYZE"))
             with session_scope(rt.sessions) as session:
-                user = create_user(session, "comms@example.com", role="comms",
-                                   password="benchmark-password", now=now)  # fmt: skip
-                cookie = issue_session(settings.secret_key, user, now)
+                cookies = {
+                    role: issue_session(
+                        settings.secret_key,
+                        create_user(
+                            session, email, role=role, password="benchmark-password", now=now
+                        ),
+                        now,
+                    )
+                    # A comms user, and the leader of the first team (a tenth of everyone).
+                    for role, email in (
+                        ("comms", "comms@example.com"),
+                        ("leader", "lead0@example.com"),
+                    )
+                }
                 counted = session.scalar(text("SELECT count(*) FROM deliveries"))
                 message_id = session.scalar(select(Message.id).order_by(Message.id))
             from cadence.web.dashboard import SESSION_COOKIE
 
-            with (
-                _serve(rt, redis.url) as base,
-                httpx.Client(
-                    base_url=base, cookies={SESSION_COOKIE: cookie}, timeout=120
-                ) as client,
-            ):
-                pages = [
-                    _timed(client, "/dashboard", runs),
-                    _timed(client, f"/dashboard/messages/{message_id}", runs),
-                    _timed(client, "/dashboard/teams", runs),
-                ]
+            paths = ["/dashboard", f"/dashboard/messages/{message_id}", "/dashboard/teams"]
+            pages = []
+            with _serve(rt, redis.url) as base:
+                for role, cookie in cookies.items():
+                    with httpx.Client(
+                        base_url=base, cookies={SESSION_COOKIE: cookie}, timeout=120
+                    ) as client:
+                        pages += [{"as": role, **_timed(client, path, runs)} for path in paths]
             baseline = _baseline(rt, now, runs)
             for page in pages:
                 page["times_faster_than_baseline"] = round(

@@ -35,10 +35,10 @@ def test_bench_dashboard_reports_every_page_and_its_baseline() -> None:
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["deliveries"] == 2020  # 100 staff and their leader, ten messages twice
-    assert [p["path"] for p in figures["pages"]] == [
-        "/dashboard",
-        "/dashboard/messages/1",
-        "/dashboard/teams",
+    paths = ["/dashboard", "/dashboard/messages/1", "/dashboard/teams"]
+    assert [(p["as"], p["path"]) for p in figures["pages"]] == [
+        *(("comms", path) for path in paths),
+        *(("leader", path) for path in paths),
     ]
     for page in figures["pages"]:
         assert page["median_ms"] > 0 and page["times_faster_than_baseline"] > 0
