@@ -385,25 +385,17 @@ def repetition(
         .group_by(PersonOccurrence.person_id)
         .subquery("per_person")
     )
-    audience = per_person.c.planned > 0
-    summary = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(case((per_person.c.received >= k, 1), else_=0)), 0),
-        ).where(audience)
-    ).one()
-    distribution = session.execute(
-        select(per_person.c.received, func.count())
-        .where(audience)
-        .group_by(per_person.c.received)
-        .order_by(per_person.c.received)
-    ).all()
+    # One pass: everyone in the audience (planned at least once) with their counts; the
+    # summary and the distribution are added up from the same rows.
     people = session.execute(
         select(Person.email, Person.name, per_person.c.received, per_person.c.acknowledged)
         .join(Person, Person.id == per_person.c.person_id)
-        .where(audience)
+        .where(per_person.c.planned > 0)
         .order_by(Person.email)
     ).all()
+    spread: dict[int, int] = {}
+    for _, _, got, _ in people:
+        spread[int(got)] = spread.get(int(got), 0) + 1
     offered = session.scalar(
         select(func.count(func.distinct(Occurrence.sequence))).where(
             *sl.occurrence,
@@ -412,7 +404,7 @@ def repetition(
             ),
         )
     )
-    size, reached = int(summary[0]), int(summary[1])
+    size, reached = len(people), sum(n for times, n in spread.items() if times >= k)
     return {
         "message_id": message.id,
         "title": message.title,
@@ -423,7 +415,7 @@ def repetition(
         "audience": size,
         "reached_at_least_k": reached,
         "share_reached_at_least_k": _ratio(reached, size),
-        "distribution": {int(times): int(n) for times, n in distribution},
+        "distribution": dict(sorted(spread.items())),
         "people": [
             {"person": email, "name": name, "received": int(got), "acknowledged": int(acked)}
             for email, name, got, acked in people

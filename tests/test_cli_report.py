@@ -103,3 +103,41 @@ def test_help(cli: Cli) -> None:
     result = cli("report", "--help")
     assert result.code == 0
     assert "--by" in result.out and "--since" in result.out
+
+
+def test_repetition_of_a_message(cli: Cli, session: Session) -> None:
+    org = seed(session)
+    session.commit()
+    window = ("--since", "2026-03-01", "--until", "2026-03-19")
+    base = ("report", "--message", str(org.m1.id), "--at-least", "2", *window)
+    found = json.loads(cli(*base, "--format", "json").out)
+    assert (found["repetitions"], found["audience"], found["reached_at_least_k"]) == (2, 6, 3)
+    assert found["share_reached_at_least_k"] == 0.5
+    assert found["distribution"] == {"0": 1, "1": 2, "2": 3}
+    rows = list(csv.DictReader(io.StringIO(cli(*base, "--format", "csv").out)))
+    assert [(r["person"], r["received"], r["acknowledged"]) for r in rows][:2] == [
+        ("ann@example.com", "2", "2"),
+        ("bob@example.com", "1", "1"),
+    ]
+    table = cli(*base)
+    assert table.code == 0, table.err
+    assert "By times received" in table.out and "fay@example.com" in table.out
+    narrowed = json.loads(cli(*base, "--team", "Support/EMEA", "--format", "json").out)
+    assert [p["person"] for p in narrowed["people"]] == ["dan@example.com", "eve@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--at-least", "2"), "--at-least needs --message"),
+        (("--at-least", "2", "--message", "1", "--by", "team"), "cannot be combined"),
+        (("--at-least", "0", "--message", "1"), "greater than or equal to 1"),
+        (("--at-least", "2", "--message", "999"), "no message with id 999"),
+    ],
+)
+def test_repetition_refuses_bad_input(
+    cli: Cli, seeded: None, args: tuple[str, ...], expected: str
+) -> None:
+    result = cli("report", *args)
+    assert result.code == 2
+    assert expected in result.err and "Traceback" not in result.err

@@ -564,3 +564,26 @@ def test_a_long_table_shows_its_first_rows_and_the_csv_has_them_all(
             client.get(f"/dashboard/messages/{message.id}?format=csv&table=not_acknowledged")
         )
         assert len(waiting) == 205
+
+
+def test_a_core_message_shows_how_often_people_received_it(live: Live) -> None:
+    path = f"/dashboard/messages/{live.org.everyone_id}"
+    with sign_in(live, "comms@example.com") as client:
+        page = client.get(path)
+        assert "How often people received it" in page.text
+        assert "2 repetitions in this period; 7 of 7 people (100%) received every one." in page.text
+        rows = parse_csv(client.get(path, params={"format": "csv", "table": "repetition"}))
+        assert len(rows) == 7 and {r["received"] for r in rows} == {"2"}
+        ann = next(r for r in rows if r["person"] == "ann@example.com")
+        assert ann["acknowledged"] == "2"
+        first_week = client.get(path, params={"until": "2026-03-08"})
+        assert "1 repetition in this period; 7 of 7 people (100%)" in first_week.text
+        launch = client.get(f"/dashboard/messages/{live.org.launch_id}")
+        assert "How often people received it" not in launch.text  # a launch goes out once
+    with sign_in(live, "lead.a@example.com") as client:
+        mine = parse_csv(client.get(path, params={"format": "csv", "table": "repetition"}))
+        assert {r["person"] for r in mine} == {
+            "lead.a@example.com",
+            "ann@example.com",
+            "arno@example.com",
+        }

@@ -13,7 +13,15 @@ from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
 from cadence.errors import InputError
-from cadence.figures import BREAKDOWNS, FIGURE_COLUMNS, PERIODS, Filters, breakdown, overview
+from cadence.figures import (
+    BREAKDOWNS,
+    FIGURE_COLUMNS,
+    PERIODS,
+    Filters,
+    breakdown,
+    overview,
+    repetition,
+)
 from cadence.launches import context_from
 
 LAUNCH_COLUMNS = [
@@ -66,12 +74,23 @@ def report(
         None, "--manager", help="Only this manager and everyone below them (email)."
     ),
     channel: str | None = typer.Option(None, "--channel", help="Only deliveries on this channel."),
+    at_least: int | None = typer.Option(
+        None,
+        "--at-least",
+        min=1,
+        help="With --message: repetition, i.e. how many times each person received and "
+        "acknowledged it, and the share of its audience that received it at least this often.",
+    ),
     fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
 ) -> None:
     """Reach, acknowledgement, time to acknowledge, questions, clarity and cadence kept.
 
     Days are in the organisation's zone (CADENCE_TIMEZONE); --until includes its day.
     """
+    if at_least is not None and message is None:
+        raise InputError("--at-least needs --message: repetition is counted per message")
+    if at_least is not None and by is not None:
+        raise InputError("--at-least and --by cannot be combined")
     if by is not None and by not in BREAKDOWNS:
         raise InputError(f"unknown --by {by!r} (one of: {', '.join(BREAKDOWNS)})")
     if period not in PERIODS:
@@ -88,6 +107,12 @@ def report(
     )
     now = utcnow()
     with db_session(ctx) as session:
+        if at_least is not None and message is not None:
+            found = repetition(
+                session, message, filters.since, filters.until, at_least, filters=filters
+            )
+            _print_repetition(found, fmt)
+            return
         if by is not None:
             rows = breakdown(session, by, filters, now, period)
             columns = [by, *(["title"] if by == "message" else []), *FIGURE_COLUMNS]
@@ -107,3 +132,23 @@ def _print_overview(figures: dict[str, Any], fmt: Format) -> None:
         emit([{"figure": k, "value": v} for k, v in headline.items()], ["figure", "value"], fmt)
         if figures["launches"]:
             emit(figures["launches"], LAUNCH_COLUMNS, fmt, title="Launches")
+
+
+def _print_repetition(found: dict[str, Any], fmt: Format) -> None:
+    """JSON: everything. CSV: one row per person. Table: the summary, how many people
+    received it how often, and each person."""
+    people = found["people"]
+    if fmt is Format.json:
+        typer.echo(json.dumps(found, indent=2, default=str))
+        return
+    if fmt is Format.csv:
+        emit(people, ["person", "name", "received", "acknowledged"], fmt)
+        return
+    summary = [
+        "message_id", "title", "since", "until", "repetitions", "audience", "k",
+        "reached_at_least_k", "share_reached_at_least_k",
+    ]  # fmt: skip
+    emit([{"figure": k, "value": found[k]} for k in summary], ["figure", "value"], fmt)
+    spread = [{"received": times, "people": n} for times, n in found["distribution"].items()]
+    emit(spread, ["received", "people"], fmt, title="By times received")
+    emit(people, ["person", "name", "received", "acknowledged"], fmt, title="Each person")

@@ -48,6 +48,7 @@ from cadence.figures import (
     not_acknowledged,
     occurrence_timeline,
     overview,
+    repetition,
 )
 from cadence.launches import (
     LaunchContext,
@@ -393,15 +394,13 @@ def read_filters(
 # What a viewer may see
 
 
-def _reached_messages(session: Session, scope: int) -> set[int]:
-    """Messages anyone in the tree was sent (or planned) something of."""
-    return set(
-        session.scalars(
-            select(Occurrence.message_id)
-            .join(Delivery, Delivery.occurrence_id == Occurrence.id)
-            .where(Delivery.person_id.in_(tree_of(scope)))
-            .distinct()
-        )
+def _delivered_to_tree(message_id: Any, scope: int) -> Any:
+    """SQL: someone in the tree was sent (or planned) something of this message. Asked
+    occurrence by occurrence, so it stops at the first delivery it finds."""
+    return exists().where(
+        Occurrence.message_id == message_id,
+        Delivery.occurrence_id == Occurrence.id,
+        Delivery.person_id.in_(tree_of(scope)),
     )
 
 
@@ -417,7 +416,7 @@ def visible_messages(session: Session, viewer: Viewer) -> list[tuple[int, str]]:
     scope = viewer.scope
     if scope is None:
         return [(m.id, m.title) for m in messages]
-    reached = _reached_messages(session, scope)
+    reached = set(session.scalars(select(Message.id).where(_delivered_to_tree(Message.id, scope))))
     return [
         (m.id, m.title) for m in messages if m.id in reached or _audience_reaches(session, m, scope)
     ]
@@ -427,15 +426,7 @@ def can_see_message(session: Session, viewer: Viewer, message: Message) -> bool:
     scope = viewer.scope
     if scope is None:
         return True
-    delivered = session.scalar(
-        select(
-            exists().where(
-                Delivery.occurrence_id == Occurrence.id,
-                Occurrence.message_id == message.id,
-                Delivery.person_id.in_(tree_of(scope)),
-            )
-        )
-    )
+    delivered = session.scalar(select(_delivered_to_tree(message.id, scope)))
     return bool(delivered) or _audience_reaches(session, message, scope)
 
 
@@ -577,6 +568,12 @@ TIMELINE_COLUMNS = [
     Column("acknowledged", "Acknowledged", "count"),
     Column("ack_rate", "Ack rate", "share"),
 ]
+REPETITION_COLUMNS = [
+    Column("name", "Name"),
+    Column("person", "Email"),
+    Column("received", "Received", "count"),
+    Column("acknowledged", "Acknowledged", "count"),
+]
 HEAT_COLUMNS = [
     Column("team", "Team"),
     Column("message_id", "Message id", "count"),
@@ -613,6 +610,34 @@ def _launch_row(status: Mapping[str, Any]) -> dict[str, Any]:
     return {column.key: status.get(column.key) for column in LAUNCH_COLUMNS} | {
         "launch": status["launch"]
     }
+
+
+@dataclass(frozen=True)
+class RepetitionView:
+    chart: Any
+    note: str
+
+
+def _repetition_view(found: Mapping[str, Any], title: str) -> RepetitionView | None:
+    """How many of the audience received a core message how often, as a chart: once is
+    not enough, so the share reached every time is the figure to watch."""
+    audience, offered = found["audience"], found["repetitions"]
+    if not audience:
+        return None
+    spread: dict[int, int] = found["distribution"]
+    every = sum(n for times, n in spread.items() if offered and times >= offered)
+    labels = [f"{times} of {offered}" for times in spread]
+    chart = bar_chart(
+        labels,
+        {"people": [n / audience for n in spread.values()]},
+        description=f"Share of the audience by how many repetitions of {title} they received",
+    )
+    note = (
+        f"{offered} repetition{'s' if offered != 1 else ''} in this period; "
+        f"{_number(every)} of {_number(audience)} people ({_percent(every / audience)}) "
+        "received every one."
+    )
+    return RepetitionView(chart, note)
 
 
 def _tone(value: Any, good: float, fair: float) -> str:
@@ -1164,6 +1189,13 @@ def router(deps: WebDeps) -> APIRouter:
                 curve = ack_curve(session, message_id, filters)
                 waiting = not_acknowledged(session, message_id, filters)
                 timeline = occurrence_timeline(session, message_id, filters)
+                repeated = (
+                    repetition(
+                        session, message_id, filters.since, filters.until, 1, filters=filters
+                    )
+                    if message.kind == MessageKind.CORE.value
+                    else None
+                )
                 title, kind, status = message.title, message.kind, message.status
                 audience = Audience.from_json(message.audience or {}).describe()
                 allowed = _tree_emails(session, viewer.scope, [r["person"] for r in waiting])
@@ -1193,12 +1225,28 @@ def router(deps: WebDeps) -> APIRouter:
             chart = ack_curve_chart(
                 curve, description=f"Share of recipients who acknowledged {title}, by hour"
             )
+            tables = [waiting_table, timeline_table]
+            received = None
+            if repeated is not None:
+                received = _repetition_view(repeated, title)
+                tables.append(
+                    Table(
+                        "repetition",
+                        "Times received, by person",
+                        REPETITION_COLUMNS,
+                        repeated["people"],
+                        present,
+                        csv_url(path, form, "repetition"),
+                        note="Each repetition counts once per person, whatever the channel.",
+                        empty="Nobody was planned a repetition in this period.",
+                    )
+                )
             return respond(
                 request,
                 viewer,
                 "web/dashboard/message.html",
                 "overview",
-                [waiting_table, timeline_table],
+                tables,
                 lambda t: _filename("message", message_id, t.name),
                 form=form,
                 action=path,
@@ -1210,7 +1258,8 @@ def router(deps: WebDeps) -> APIRouter:
                 cards=_headline_cards(head, message_page=True),
                 chart=chart,
                 has_curve=bool(curve),
-                tables=[waiting_table, timeline_table],
+                received=received,
+                tables=tables,
                 as_of=present.when(now),
             )
 
