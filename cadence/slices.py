@@ -2,10 +2,12 @@
 
 A `Slice` is a window of occurrences (due time, message, purpose), a set of people (team,
 manager, a leader's scope) and optionally one channel. Its figures come from the
-summaries (cadence.summaries):
+summaries (cadence.summaries), with the default on-time tolerance:
 
-- when it narrows no people (and on-time uses the default tolerance), from the
-  per-occurrence sums and histograms: a few rows per occurrence, whatever the audience;
+- when it narrows no people, from everyone's per-occurrence sums and histograms (on all
+  channels or on one): a few rows per occurrence, whatever the audience;
+- when it narrows people to a team or a tree, or groups by team or manager, on all
+  channels, from the sums and histograms kept per occurrence for each team and manager;
 - otherwise from the person-occurrence rows of the people in it.
 
 Either way a percentile reads the histogram first and then only the rows of the one or
@@ -204,9 +206,6 @@ class Slice:
 
     def _grouping(self, keys: Mapping[str, SqlColumn], channel: Any) -> list[Any]:
         return [*keys.values(), *([channel] if self.per_channel else [])]
-
-    def _key_names(self, keys: Mapping[str, SqlColumn]) -> list[str]:
-        return [*keys, *(["channel"] if self.per_channel else [])]
 
     # -- sums -----------------------------------------------------------------------------
 

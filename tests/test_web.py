@@ -31,6 +31,7 @@ from redis.retry import Retry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from cadence import summaries
 from cadence.broker import redis_client
 from cadence.config import Settings
 from cadence.dispatch import DispatchPolicy, tick
@@ -421,6 +422,13 @@ def test_metrics_are_read_from_the_database(live: Live, sent: Sent, session: Ses
     assert "cadence_acknowledgement_repeats_total 1.0" in lines
     assert "cadence_dispatcher_lag_seconds 3600.0" in lines
     assert "cadence_oldest_queued_delivery_seconds 3600.0" in lines
+    pending = next(line for line in lines if line.startswith("cadence_figure_changes_pending "))
+    assert float(pending.split()[1]) > 0  # no beat ran: the answers wait to be summarised
+    summaries.catch_up(session)
+    session.commit()
+    with live.client() as client:
+        after = set(client.get("/metrics").text.splitlines())
+    assert "cadence_figure_changes_pending 0.0" in after
 
 
 def test_two_apps_in_one_process_keep_their_own_metrics(

@@ -25,6 +25,7 @@ from cadence.store.models import (
     Acknowledgement,
     Delivery,
     DeliveryStatus,
+    FigureChange,
     Occurrence,
     OccurrenceStatus,
 )
@@ -80,8 +81,20 @@ class _Families:
             "How long the oldest queued delivery has waited for a worker (0 if none).",
         )
 
+        self.unsummarised = GaugeMetricFamily(
+            "cadence_figure_changes_pending",
+            "Changes not yet in the figure summaries (the beat brings them in every tick).",
+        )
+
     def all(self) -> list[Metric]:
-        return [self.deliveries, self.acks, self.repeats, self.lag, self.oldest_queued]
+        return [
+            self.deliveries,
+            self.acks,
+            self.repeats,
+            self.lag,
+            self.oldest_queued,
+            self.unsummarised,
+        ]
 
 
 class DatabaseCollector(Collector):
@@ -136,6 +149,9 @@ class DatabaseCollector(Collector):
                 )
             )
             families.oldest_queued.add_metric([], _seconds_since(now, oldest_queued_at))
+            families.unsummarised.add_metric(
+                [], session.scalar(select(func.count()).select_from(FigureChange)) or 0
+            )
         yield from families.all()
 
 
