@@ -34,7 +34,7 @@ from cadence.store.models import (
     OccurrenceStatus,
     Person,
 )
-from cadence.summaries import catch_up
+from cadence.summaries import refresh
 
 log = logging.getLogger("cadence.dispatch")
 
@@ -101,9 +101,9 @@ def tick(
     report.queued, report.tasks = queued, tasks
     requeued, more_tasks = requeue_stuck(sessions, policy, enqueue, now)
     report.requeued, report.tasks = requeued, report.tasks + more_tasks
-    # Summarise what was sent and answered, so the dashboard rarely has to.
-    with session_scope(sessions) as session:
-        report.summarised = catch_up(session)
+    # Summarise what was sent and answered, so the dashboard rarely has to (unless a
+    # refresh is running already: then the next tick does it).
+    report.summarised = refresh(sessions, wait=False)
     return report
 
 

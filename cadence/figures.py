@@ -535,19 +535,22 @@ def occurrence_timeline(
     return rows
 
 
-def _briefing() -> Any:
-    """Person-occurrences of a launch that were a leader's briefing."""
+def _briefing(per_channel: bool) -> Any:
+    """Person-occurrences of a launch that were a leader's briefing (on the row's own
+    channel, when channels are told apart)."""
     return exists().where(
         Delivery.occurrence_id == PersonOccurrence.occurrence_id,
         Delivery.person_id == PersonOccurrence.person_id,
         Delivery.payload["briefing"].as_boolean().is_(True),
+        *([Delivery.channel == PersonOccurrence.channel] if per_channel else []),
     )
 
 
 def leaders(session: Session, filters: Filters) -> list[dict[str, Any]]:
     """Per leader: launch briefings sent and acknowledged, the median briefing lag, and
     bypasses of their direct team. Team, manager and scope filters select the leaders."""
-    sl = Slice(session, filters, purposes=("launch",), where=[_briefing()])
+    briefing = _briefing(per_channel=filters.channel is not None)
+    sl = Slice(session, filters, purposes=("launch",), where=[briefing])
     keys = {"leader": PersonOccurrence.person_id}
     briefed = sl.sums(keys)
     lags = sl.percentiles(keys, wanted={"median": PERCENTILES["median"]})

@@ -17,6 +17,11 @@ from collections.abc import Callable, Sequence
 ValuesIn = Callable[[int, int, int], Sequence[float]]
 
 
+class StaleHistogram(ValueError):
+    """The bucket holds fewer values than the histogram said: the rows changed between the
+    two reads (a refresh committed in between). Read the histogram again."""
+
+
 def _locate(histogram: Sequence[tuple[int, int]], rank: int) -> tuple[int, int, int]:
     """(index of the bucket holding `rank` (from 0), the rank's offset in it, its count)."""
     before = 0
@@ -43,15 +48,17 @@ def percentile(histogram: Sequence[tuple[int, int]], p: float, values_in: Values
     bucket = histogram[index][0]
     wanted = 2 if fraction > 0 and offset + 1 < count else 1
     found = list(values_in(bucket, offset, wanted))
-    if not found:
-        raise ValueError(f"bucket {bucket} holds fewer values than its count")
+    if len(found) < wanted:
+        raise StaleHistogram(f"bucket {bucket} holds fewer values than its count")
     if fraction == 0:
         return float(found[0])
     if len(found) > 1:
         high = found[1]
     else:
+        if index + 1 >= len(histogram):
+            raise StaleHistogram(f"no bucket after {bucket} for rank {low + 1}")
         following = list(values_in(histogram[index + 1][0], 0, 1))
         if not following:
-            raise ValueError(f"bucket {histogram[index + 1][0]} holds no values")
+            raise StaleHistogram(f"bucket {histogram[index + 1][0]} holds no values")
         high = following[0]
     return float(found[0]) + (float(high) - float(found[0])) * fraction

@@ -1,5 +1,9 @@
 """Which person-occurrences a figure covers, and the two ways of adding them up.
 
+Figures read the summaries as they are: callers bring them up to date first with
+`cadence.summaries.catch_up` (the dashboard, `cadence report` and the beat do), in a
+transaction of its own, so that reading never holds a write lock.
+
 A `Slice` is a window of occurrences (due time, message, purpose), a set of people (team,
 manager, a leader's scope) and optionally one channel. Its figures come from the
 summaries (cadence.summaries), with the default on-time tolerance:
@@ -27,7 +31,7 @@ from sqlalchemy.sql.util import find_tables
 
 from cadence.audience import team_and_below, tree_of
 from cadence.errors import InputError
-from cadence.percentiles import percentile
+from cadence.percentiles import StaleHistogram, ValuesIn, percentile
 from cadence.store.models import (
     FigureHistogram,
     Occurrence,
@@ -45,7 +49,6 @@ from cadence.summaries import (
     PER_PERSON,
     SEND_PURPOSES,
     SUMS,
-    catch_up,
 )
 
 PERCENTILES = {"median": 0.5, "p90": 0.9}
@@ -158,7 +161,6 @@ class Slice:
         per_channel: bool = False,
         where: Sequence[ColumnElement[bool]] = (),
     ) -> None:
-        catch_up(session)
         self.session = session
         self.filters = filters
         self.occurrence = occurrence_conditions(filters, now, purposes)
@@ -362,45 +364,66 @@ class Slice:
         *,
         join_person: bool = False,
         wanted: Mapping[str, float] = PERCENTILES,
+        histograms: Mapping[GroupKey, list[tuple[int, int]]] | None = None,
     ) -> dict[GroupKey, dict[str, float | None]]:
-        """Per group: each wanted percentile of the time to acknowledge, in seconds."""
-        grouping = self._grouping(keys, PersonOccurrence.channel)
+        """Per group: each wanted percentile of the time to acknowledge, in seconds.
+
+        The histograms are read first (or given) and then one or two buckets' rows; when a
+        refresh committed in between and a bucket holds fewer rows than its count, the
+        histogram is read again, a few times at most, before the percentile is given up as
+        unknown (None).
+        """
+        if histograms is None:
+            histograms = self.histograms(keys, "wait", join_person=join_person)
         found: dict[GroupKey, dict[str, float | None]] = {}
-        for group, histogram in self.histograms(keys, "wait", join_person=join_person).items():
-            # The group's own occurrences and people are picked first, so that the rows
-            # of a bucket are read through the index, without a join.
-            by_occurrence: list[ColumnElement[bool]] = []
-            by_person: list[ColumnElement[bool]] = []
-            by_row: list[ColumnElement[bool]] = []
-            for column, value in zip(grouping, group, strict=True):
-                same = column.is_not_distinct_from(value)
-                if _reads_only(column, Occurrence):
-                    by_occurrence.append(same)
-                elif _reads_only(column, Person):
-                    by_person.append(same)
-                else:
-                    by_row.append(same)
-            # (A row has a wait bucket only once it was sent and answered.)
-            rows = self.rows(
-                [self.columns.wait_s], join_occurrence=False, occurrence_where=by_occurrence
-            ).where(*by_row)
-            if by_person:
-                people = select(Person.id).where(*by_person)
-                rows = rows.where(PersonOccurrence.person_id.in_(people))
-
-            def values_in(bucket: int, offset: int, limit: int, rows: Select[Any] = rows) -> Any:
-                stmt = (
-                    rows.where(self.columns.wait_bucket == bucket)
-                    .order_by(self.columns.wait_s)
-                    .offset(offset)
-                    .limit(limit)
-                )
-                return self.session.scalars(stmt).all()
-
-            found[group] = {
-                name: _round(percentile(histogram, p, values_in)) for name, p in wanted.items()
-            }
+        for group, histogram in histograms.items():
+            values_in = self._values_in(keys, group)
+            for _ in range(3):
+                try:
+                    found[group] = {
+                        n: _round(percentile(histogram, p, values_in)) for n, p in wanted.items()
+                    }
+                    break
+                except StaleHistogram:
+                    again = self.histograms(keys, "wait", join_person=join_person)
+                    histogram = again.get(group, [])
+            else:
+                found[group] = dict.fromkeys(wanted)
         return found
+
+    def _values_in(self, keys: Mapping[str, SqlColumn], group: GroupKey) -> ValuesIn:
+        """Reads one bucket's times to acknowledge for one group, in order."""
+        # The group's own occurrences and people are picked first, so that the rows of a
+        # bucket are read through the index, without a join.
+        by_occurrence: list[ColumnElement[bool]] = []
+        by_person: list[ColumnElement[bool]] = []
+        by_row: list[ColumnElement[bool]] = []
+        grouping = self._grouping(keys, PersonOccurrence.channel)
+        for column, value in zip(grouping, group, strict=True):
+            same = column.is_not_distinct_from(value)
+            if _reads_only(column, Occurrence):
+                by_occurrence.append(same)
+            elif _reads_only(column, Person):
+                by_person.append(same)
+            else:
+                by_row.append(same)
+        # (A row has a wait bucket only once it was sent and answered.)
+        rows = self.rows(
+            [self.columns.wait_s], join_occurrence=False, occurrence_where=by_occurrence
+        ).where(*by_row)
+        if by_person:
+            rows = rows.where(PersonOccurrence.person_id.in_(select(Person.id).where(*by_person)))
+
+        def values_in(bucket: int, offset: int, limit: int) -> Sequence[float]:
+            stmt = (
+                rows.where(self.columns.wait_bucket == bucket)
+                .order_by(self.columns.wait_s)
+                .offset(offset)
+                .limit(limit)
+            )
+            return list(self.session.scalars(stmt))
+
+        return values_in
 
 
 def _cell_key(column: Any) -> str | None:

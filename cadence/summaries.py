@@ -22,6 +22,7 @@ they read, so figures are never older than the last committed change.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,9 +46,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from cadence.store.bulk import affected
+from cadence.store.db import session_scope
 from cadence.store.expressions import ceil_int, floor_int, seconds_between
 from cadence.store.models import (
     Acknowledgement,
@@ -60,6 +63,8 @@ from cadence.store.models import (
     Person,
     PersonOccurrence,
 )
+
+log = logging.getLogger("cadence.summaries")
 
 #: Occurrence purposes that are sends; tests, reminders and digests are not.
 SEND_PURPOSES = ("cadence", "launch")
@@ -214,7 +219,7 @@ def _changed_in(occurrences: Sequence[int]) -> Changed:
     of those occurrences through their indexes whatever their statistics say."""
     taken = FigureChange.taken.is_(True)
     pairs = select(FigureChange.occurrence_id, FigureChange.person_id).where(
-        taken, FigureChange.person_id.is_not(None)
+        taken, FigureChange.occurrence_id.is_not(None), FigureChange.person_id.is_not(None)
     )
     whole = select(FigureChange.occurrence_id).where(taken, FigureChange.person_id.is_(None))
 
@@ -396,9 +401,26 @@ _KEPT = (
 
 def _refresh_taken(session: Session) -> None:
     dialect = _dialect(session)
-    occurrences = sorted(
-        set(session.scalars(select(FigureChange.occurrence_id).where(FigureChange.taken)))
+    taken = FigureChange.taken.is_(True)
+    found: set[int] = {
+        int(occurrence_id)
+        for occurrence_id in session.scalars(
+            select(FigureChange.occurrence_id).where(taken, FigureChange.occurrence_id.is_not(None))
+        )
+        if occurrence_id is not None
+    }
+    # People who moved team or manager: the cells of each of their sends, read from the
+    # deliveries (the source) so that none the summaries have not seen yet is missed.
+    moved = select(FigureChange.person_id).where(taken, FigureChange.occurrence_id.is_(None))
+    found |= set(
+        session.scalars(
+            select(Delivery.occurrence_id)
+            .join(Occurrence, Occurrence.id == Delivery.occurrence_id)
+            .where(Delivery.person_id.in_(moved), Occurrence.purpose.in_(SEND_PURPOSES))
+            .distinct()
+        )
     )
+    occurrences = sorted(found)
     for start in range(0, len(occurrences), OCCURRENCES_AT_ONCE):
         _refresh_occurrences(session, dialect, occurrences[start : start + OCCURRENCES_AT_ONCE])
 
@@ -436,20 +458,31 @@ def pending(session: Session) -> bool:
     return bool(session.scalar(select(exists().where(FigureChange.id.is_not(None)))))
 
 
-def catch_up(session: Session, *, chunk: int = CHUNK) -> int:
+def catch_up(session: Session, *, chunk: int = CHUNK, wait: bool = True) -> int:
     """Recompute the summaries of every change committed so far (and of the caller's own,
     uncommitted ones), in the caller's transaction. Returns how many changes it handled.
 
     One refresh runs at a time (an advisory lock on PostgreSQL, the write lock on
     SQLite): two refreshes working from different snapshots could otherwise write an
-    older result over a newer one.
+    older result over a newer one. With `wait` False, on PostgreSQL, it leaves the work to
+    a refresh already running instead of waiting for it.
     """
     if not pending(session):
         return 0
+    postgres = _dialect(session) == "postgresql"
+    if postgres and not wait:
+        if not session.scalar(select(func.pg_try_advisory_xact_lock(_LOCK_KEY))):
+            return 0  # another refresh is running; it or the next one will do these
+    elif postgres:
+        session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+    # Only what was logged before this refresh began, so that writers logging changes as
+    # fast as it works cannot keep it going.
+    last = session.scalar(select(func.max(FigureChange.id)))
+    handled = 0
     with _bulk_plans(session):
-        handled = 0
         while True:
-            batch = select(FigureChange.id).where(FigureChange.taken.is_(False))
+            # Rows left taken by a refresh that failed but was committed are taken again.
+            batch = select(FigureChange.id).where(FigureChange.id <= last)
             took = affected(
                 session,
                 update(FigureChange)
@@ -465,24 +498,40 @@ def catch_up(session: Session, *, chunk: int = CHUNK) -> int:
 
 @contextmanager
 def _bulk_plans(session: Session) -> Iterator[None]:
-    """On PostgreSQL: take the refresh lock, and plan the refresh's statements without
-    nested loops for as long as it runs.
+    """On PostgreSQL: plan the refresh's statements without nested loops.
 
     The occurrences a refresh works on are usually the newest, which the planner's
     statistics have not seen yet; it then expects one row and joins thousands of
     deliveries to thousands of answers pair by pair. Hash joins cost little more when it
-    is right and save seconds when it is not.
+    is right and save seconds when it is not. The setting is local to the transaction, so
+    a failed refresh's rollback undoes it too.
     """
     if _dialect(session) != "postgresql":
         yield
         return
-    session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
     before = session.scalar(select(func.current_setting("enable_nestloop")))
     session.execute(select(func.set_config("enable_nestloop", "off", True)))
+    yield
+    session.execute(select(func.set_config("enable_nestloop", before, True)))
+
+
+def refresh(sessions: sessionmaker[Session], *, wait: bool = True) -> int:
+    """`catch_up` in a transaction of its own, committed before anything is read. On a
+    database Cadence may only read (a read-only file, a standby) it does nothing: the
+    figures are then those summarised where the writing happens."""
     try:
-        yield
-    finally:
-        session.execute(select(func.set_config("enable_nestloop", before, True)))
+        with session_scope(sessions) as session:
+            return catch_up(session, wait=wait)
+    except DBAPIError as exc:
+        if not _read_only(exc):
+            raise
+        log.info("figure summaries not refreshed: the database is read-only here")
+        return 0
+
+
+def _read_only(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate == "25006" or "readonly database" in str(exc.orig)
 
 
 def rebuild(session: Session) -> int:

@@ -19,6 +19,7 @@ Cli = Callable[..., CliResult]
 @pytest.fixture
 def seeded(session: Session) -> None:
     seed(session)
+    session.commit()
 
 
 def test_overview_as_json(cli: Cli, seeded: None) -> None:

@@ -45,6 +45,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from cadence import summaries
 from cadence.audience import Audience
 from cadence.config import Settings
 from cadence.errors import InputError
@@ -246,6 +247,7 @@ def seed(session: Session) -> Org:
     test = occurrence(session, m1, sequence=0, zone="UTC", due=at(2, 8), purpose="test")
     d = deliver(session, test, ann, "slack", "sent", at(2, 8))
     answer(session, d, at(2, 8, 5), clarity=0)
+    summaries.catch_up(session)
     session.commit()
     return Org(p, m1, m2)
 
@@ -730,6 +732,7 @@ def seed_launches(session: Session, settings: Settings) -> tuple[dict[str, Perso
     answer(session, d, at(17, 10, 10))
     for name in ("cat", "dan", "eve"):
         deliver(session, second, p[name], "log", "sent", at(17, 11), {"release": "briefed"})
+    summaries.catch_up(session)
     session.commit()
     return p, first.message_id, second.message_id
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cadence.percentiles import percentile
+from cadence.percentiles import StaleHistogram, percentile
 from cadence.summaries import wait_bucket
 
 
@@ -76,6 +76,14 @@ def test_refuses_a_p_outside_zero_to_one() -> None:
         percentile([(1, 1)], 1.5, lambda *_: [1.0])
 
 
-def test_a_histogram_larger_than_its_rows_is_an_error() -> None:
-    with pytest.raises(ValueError, match="fewer values"):
+def test_a_histogram_older_than_its_rows_says_so() -> None:
+    # Rows that left a bucket, or a last bucket that lost its values, after the histogram
+    # was read: the caller reads the histogram again.
+    with pytest.raises(StaleHistogram, match="fewer values"):
         percentile([(1, 3)], 0.5, lambda *_: [])
+    with pytest.raises(StaleHistogram, match="fewer values"):
+        percentile([(1, 2)], 0.5, lambda bucket, offset, limit: [1.0])
+    with pytest.raises(StaleHistogram):
+        percentile(
+            [(1, 1), (2, 1)], 0.5, lambda bucket, offset, limit: [] if bucket == 2 else [1.0]
+        )

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Float, cast, delete, func, literal, null, select, text, update
+from sqlalchemy import Float, cast, delete, event, func, literal, null, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cadence import summaries
 from cadence.figures import Filters, breakdown, heatmap, overview
+from cadence.slices import Slice
+from cadence.store.db import make_engine, make_sessionmaker
 from cadence.store.models import (
     Acknowledgement,
     Delivery,
@@ -366,6 +368,8 @@ def test_a_change_committed_during_a_refresh_is_not_lost(runtime: Any) -> None:
     thread.join(timeout=30)
     assert not thread.is_alive()
     with sessions() as reader:
+        assert summaries.pending(reader)  # the answer was left for the next refresh
+        summaries.catch_up(reader)
         figures = overview(reader, Filters(), T0 + timedelta(days=30))
         assert (figures["sent"], figures["acknowledged"], figures["ack_median_s"]) == (1, 1, 600.0)
 
@@ -454,3 +458,56 @@ def test_rebuild_after_a_bulk_load(session: Session, channels: int) -> None:
     assert _snapshot(session) == kept
     figures = overview(session, Filters(), T0 + timedelta(days=30))
     assert (figures["planned"], figures["sent"], figures["on_time"]) == (4, 4, 4)
+
+
+def test_a_histogram_read_before_a_refresh_is_read_again(session: Session) -> None:
+    """Percentiles read a histogram, then a bucket; a refresh committing in between leaves
+    the bucket with fewer rows than counted, and the histogram is then read again."""
+    people, occurrences = _world(session)
+    for minutes, person_id in zip((10, 20, 30), people, strict=False):
+        d = Delivery(occurrence_id=occurrences[0], person_id=person_id, channel="slack",
+                     status="sent", created_at=T0, sent_at=T0)  # fmt: skip
+        session.add(d)
+        session.flush()
+        session.add(Acknowledgement(delivery_id=d.id, occurrence_id=d.occurrence_id,
+                                    person_id=person_id, kind="ack", message_version=1,
+                                    via="slack", counted=True,
+                                    created_at=T0 + timedelta(minutes=minutes)))  # fmt: skip
+    session.flush()
+    summaries.catch_up(session)
+    sl = Slice(session, Filters())
+    fresh = sl.percentiles({})
+    assert fresh == {(): {"median": 1200.0, "p90": 1680.0}}
+    # As if a fourth answer had been counted and then removed again by a later refresh.
+    stale = {(): [(bucket, count + 1) for bucket, count in sl.histograms({}, "wait")[()]]}
+    assert sl.percentiles({}, histograms=stale) == fresh
+
+
+def test_a_read_only_database_is_read_as_it_is(runtime: Any, database_url: str) -> None:
+    """Where Cadence may only read (a read-only file, a standby), refreshing is skipped and
+    the figures are those summarised where the writing happens."""
+    with runtime.sessions() as setup:
+        people, occurrences = _world(setup)
+        setup.add(Delivery(occurrence_id=occurrences[0], person_id=people[0], channel="slack",
+                           status="sent", created_at=T0, sent_at=T0))  # fmt: skip
+        setup.commit()
+    reader = make_engine(database_url)
+
+    def read_only(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if reader.dialect.name == "sqlite":
+            cursor.execute("PRAGMA query_only = ON")
+        else:
+            cursor.execute("SET default_transaction_read_only = on")
+            dbapi_connection.commit()
+        cursor.close()
+
+    event.listen(reader, "connect", read_only)
+    try:
+        assert summaries.refresh(make_sessionmaker(reader)) == 0
+        with make_sessionmaker(reader)() as session:
+            assert summaries.pending(session)
+            assert overview(session, Filters(), T0 + timedelta(days=1))["planned"] == 0
+    finally:
+        reader.dispose()
+    assert summaries.refresh(runtime.sessions) == 1

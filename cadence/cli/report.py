@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from cadence import summaries
 from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
@@ -23,6 +24,7 @@ from cadence.figures import (
     repetition,
 )
 from cadence.launches import context_from
+from cadence.store.db import check_migrated
 
 LAUNCH_COLUMNS = [
     "launch",
@@ -106,6 +108,8 @@ def report(
         channel=channel,
     )
     now = utcnow()
+    check_migrated(rt.engine)
+    summaries.refresh(rt.sessions)
     with db_session(ctx) as session:
         if at_least is not None and message is not None:
             found = repetition(

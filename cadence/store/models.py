@@ -485,14 +485,15 @@ class FigureHistogram(Base):
 
 
 class FigureChange(Base):
-    """A person-occurrence (or, with no person, a whole occurrence) whose summary is out of
-    date. Database triggers on deliveries, acknowledgements and occurrences write these in
-    the same transaction as the change, so no writer can forget; `taken` marks the rows
-    the summary refresh in progress is working on."""
+    """A person-occurrence whose summary is out of date; with no person, a whole
+    occurrence; with no occurrence, a person who moved team or manager (the cells of
+    their occurrences). Database triggers on deliveries, acknowledgements, occurrences and
+    people write these in the same transaction as the change, so no writer can forget;
+    `taken` marks the rows the summary refresh in progress is working on."""
 
     __tablename__ = "figure_changes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    occurrence_id: Mapped[int] = mapped_column(Integer)
+    occurrence_id: Mapped[int | None] = mapped_column(Integer)
     person_id: Mapped[int | None] = mapped_column(Integer)
     taken: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -1099,9 +1099,9 @@ def router(deps: WebDeps) -> APIRouter:
         if viewer is None:
             return to_login(request)
         # Summarise what changed since the beat last did, in a short transaction of its
-        # own, so that the page reads current figures without holding a write lock.
-        with session_scope(deps.sessions) as session:
-            summaries.catch_up(session)
+        # own, so that the page reads current figures without holding a write lock (if a
+        # refresh is already running, the page reads what it last committed).
+        summaries.refresh(deps.sessions, wait=False)
         try:
             return handler(viewer)
         except Refused as refused:

@@ -36,9 +36,9 @@ def _delivery_matters(old: str, new: str, differ: str) -> str:
 
 
 _LOG = "INSERT INTO figure_changes (occurrence_id, person_id)"
-_LOG_PERSON = (
-    f"{_LOG} SELECT DISTINCT occurrence_id, NEW.id FROM person_occurrences WHERE person_id = NEW.id"
-)
+# The refresh finds the person's occurrences itself, under its lock: a trigger reading
+# them here could miss those a refresh running at the same time has not committed yet.
+_LOG_PERSON = f"{_LOG} VALUES (NULL, NEW.id)"
 
 
 def _sqlite_table_triggers(table: str, update_when: str) -> list[str]:
@@ -78,9 +78,11 @@ SQLITE_DROP = [
 ]
 
 # PostgreSQL: statement-level triggers with transition tables, so a bulk write logs its
-# rows in one INSERT ... SELECT instead of one trigger call per row.
+# rows in one INSERT ... SELECT instead of one trigger call per row. The functions keep the
+# schema they were created in, whatever search path the writer has.
 POSTGRESQL_TRIGGERS = [
-    f"""CREATE FUNCTION figure_changes_log_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+    f"""CREATE FUNCTION figure_changes_log_rows() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
     BEGIN
         IF TG_OP = 'INSERT' THEN
             {_LOG} SELECT DISTINCT occurrence_id, person_id FROM new_rows;
@@ -99,7 +101,8 @@ POSTGRESQL_TRIGGERS = [
         END IF;
         RETURN NULL;
     END $$""",
-    f"""CREATE FUNCTION figure_changes_log_occurrence() RETURNS trigger LANGUAGE plpgsql AS $$
+    f"""CREATE FUNCTION figure_changes_log_occurrence() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
     BEGIN
         {_LOG} VALUES (NEW.id, NULL);
         RETURN NULL;
@@ -119,7 +122,8 @@ POSTGRESQL_TRIGGERS = [
     WHEN (OLD.due_at IS DISTINCT FROM NEW.due_at OR OLD.purpose IS DISTINCT FROM NEW.purpose
         OR OLD.message_id IS DISTINCT FROM NEW.message_id)
     EXECUTE FUNCTION figure_changes_log_occurrence()""",
-    f"""CREATE FUNCTION figure_changes_log_person() RETURNS trigger LANGUAGE plpgsql AS $$
+    f"""CREATE FUNCTION figure_changes_log_person() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
     BEGIN
         {_LOG_PERSON};
         RETURN NULL;
@@ -147,7 +151,7 @@ def upgrade() -> None:
     op.create_table(
         "figure_changes",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("occurrence_id", sa.Integer(), nullable=False),
+        sa.Column("occurrence_id", sa.Integer(), nullable=True),
         sa.Column("person_id", sa.Integer(), nullable=True),
         sa.Column("taken", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
