@@ -2,8 +2,8 @@
 
 The dashboard shows them over millions of deliveries, so they are read from summaries kept
 current as deliveries are sent and answered (cadence.summaries): per-occurrence sums and
-histograms when a view narrows no people, person-occurrence rows when it does
-(cadence.slices). Only aggregated rows reach Python.
+histograms, for everyone or per team and manager, and person-occurrence rows where those
+cannot answer (cadence.slices). Only aggregated rows reach Python.
 
 The unit is the *person-occurrence*: one person and one occurrence of a message. A person
 sent an occurrence on two channels, or on a fallback channel after a failure, counts once.
@@ -79,7 +79,7 @@ from cadence.store.models import (
     PersonOccurrence,
     Team,
 )
-from cadence.summaries import DEFAULT_TOLERANCE, SEND_PURPOSES
+from cadence.summaries import DEFAULT_TOLERANCE, SEND_PURPOSES, SUMS
 
 BREAKDOWNS = ("message", "team", "manager", "channel", "repetition", "period")
 PERIODS = ("day", "week", "month")
@@ -129,10 +129,7 @@ def _figures(sums: Mapping[str, Any], percentiles: Mapping[str, float | None]) -
     }
 
 
-_EMPTY: dict[str, int] = {
-    name: 0
-    for name in ("planned", "sent", "acknowledged", "asked", "promoters", "detractors", "rated")
-} | {"scheduled": 0, "on_time": 0}
+_EMPTY: dict[str, int] = dict.fromkeys(SUMS, 0)
 
 
 def _figure_rows(
@@ -444,7 +441,7 @@ def not_acknowledged(session: Session, message_id: int, filters: Filters) -> lis
     newest = (
         select(p.occurrence_id)
         .where(p.person_id == Person.id, *window, *columns.rows(), columns.sent())
-        .where(*([p.channel == filters.channel] if filters.channel is not None else []))
+        .where(*sl.on_channel())
         .order_by(p.due_at.desc(), p.occurrence_id.desc())
         .limit(1)
         .correlate(Person)
@@ -476,7 +473,7 @@ def not_acknowledged(session: Session, message_id: int, filters: Filters) -> lis
         .outerjoin(Team, Team.id == Person.team_id)
         .outerjoin(manager, manager.id == Person.manager_id)
         .where(*columns.rows(), ~answered)
-        .where(*([p.channel == filters.channel] if filters.channel is not None else []))
+        .where(*sl.on_channel())
     ).all()
     out = [
         {

@@ -198,13 +198,17 @@ class Slice:
                 *self.where,
             )
         )
-        if self.filters.channel is not None:
-            stmt = stmt.where(p.channel == self.filters.channel)
+        stmt = stmt.where(*self.on_channel())
         if join_occurrence:
             stmt = stmt.join(Occurrence, Occurrence.id == p.occurrence_id)
         if join_person:
             stmt = stmt.join(Person, Person.id == p.person_id)
         return stmt
+
+    def on_channel(self) -> list[ColumnElement[bool]]:
+        """The WHERE clause that keeps a channel filter's rows, or none."""
+        channel = self.filters.channel
+        return [] if channel is None else [PersonOccurrence.channel == channel]
 
     def _grouping(self, keys: Mapping[str, SqlColumn], channel: Any) -> list[Any]:
         return [*keys.values(), *([channel] if self.per_channel else [])]

@@ -6,18 +6,18 @@ figures read (see their models):
 
 - `person_occurrences`: one row per send delivery, with the person-occurrence's values
   (planned, first sent, first counted answer, ratings, time to acknowledge) worked out;
-- `occurrence_figures`: the sums of those rows per occurrence, for all channels and for
-  each channel;
+- `occurrence_figures`: the sums of those rows per occurrence, for everyone (on all
+  channels and on each one) and for each team and manager pair;
 - `figure_histograms`: per occurrence, how many answers fall in each time-to-acknowledge
-  bucket and in each hour after the due time.
+  bucket (for the same groups) and in each hour after the due time.
 
-Triggers in the database (cadence.store.figure_triggers) write a `figure_changes` row in
-the same transaction as any change that matters, so every writer (sender, dispatcher,
-acknowledgement, a hand-written UPDATE) is covered. `catch_up` recomputes the rows those
-changes touch from the source tables, in the caller's transaction, and deletes the
-changes. A refresh is a recomputation, never an increment, so running it twice, or after
-a crash, gives the same result. The beat runs it every tick and readers run it before
-they read, so figures are never older than the last committed change.
+Triggers in the database (created by migration 0007) write a `figure_changes` row in the
+same transaction as any change that matters, so every writer (sender, dispatcher,
+acknowledgement, directory import, a hand-written UPDATE) is covered. `catch_up`
+recomputes the rows those changes touch from the source tables, in the caller's
+transaction, and deletes the changes. A refresh is a recomputation, never an increment, so
+running it twice, or after a crash, gives the same result. The beat runs it every tick,
+and the dashboard and `cadence report` run it (`refresh`) before they read.
 """
 
 from __future__ import annotations
@@ -114,16 +114,6 @@ def wait_bucket(seconds: float) -> int:
     return math.floor(seconds / width) * width
 
 
-def wait_bucket_bounds(bucket: int) -> tuple[float, float]:
-    """[low, high) of the seconds in a bucket."""
-    if bucket < 0:
-        return -math.inf, 0.0
-    if bucket >= _TOP_BUCKET:
-        return float(_TOP_BUCKET), math.inf
-    width = 1 if bucket < 100 else 10 ** (len(str(bucket)) - 2)
-    return float(bucket), float(bucket + width)
-
-
 # ---------------------------------------------------------------------------------------
 # Which columns a figure reads
 
@@ -136,30 +126,15 @@ class Columns:
 
     per_channel: bool
 
-    @property
-    def planned(self) -> Any:
-        p = PersonOccurrence
-        return p.channel_planned if self.per_channel else p.planned
+    def _either(self, name: str) -> Any:
+        """The column `name` for this way of counting (`channel_name` per channel)."""
+        return getattr(PersonOccurrence, f"channel_{name}" if self.per_channel else name)
 
-    @property
-    def first_sent(self) -> Any:
-        p = PersonOccurrence
-        return p.channel_first_sent if self.per_channel else p.first_sent
-
-    @property
-    def lateness_s(self) -> Any:
-        p = PersonOccurrence
-        return p.channel_lateness_s if self.per_channel else p.lateness_s
-
-    @property
-    def wait_s(self) -> Any:
-        p = PersonOccurrence
-        return p.channel_wait_s if self.per_channel else p.wait_s
-
-    @property
-    def wait_bucket(self) -> Any:
-        p = PersonOccurrence
-        return p.channel_wait_bucket if self.per_channel else p.wait_bucket
+    planned = property(lambda self: self._either("planned"))
+    first_sent = property(lambda self: self._either("first_sent"))
+    lateness_s = property(lambda self: self._either("lateness_s"))
+    wait_s = property(lambda self: self._either("wait_s"))
+    wait_bucket = property(lambda self: self._either("wait_bucket"))
 
     @property
     def channel(self) -> Any:

@@ -38,6 +38,9 @@ LAUNCH_COLUMNS = [
 ]
 
 
+REPETITION_COLUMNS = ["person", "name", "received", "acknowledged"]
+
+
 def register(app: typer.Typer) -> None:
     app.command("report")(report)
 
@@ -146,7 +149,7 @@ def _print_repetition(found: dict[str, Any], fmt: Format) -> None:
         typer.echo(json.dumps(found, indent=2, default=str))
         return
     if fmt is Format.csv:
-        emit(people, ["person", "name", "received", "acknowledged"], fmt)
+        emit(people, REPETITION_COLUMNS, fmt)
         return
     summary = [
         "message_id", "title", "since", "until", "repetitions", "audience", "k",
@@ -155,4 +158,4 @@ def _print_repetition(found: dict[str, Any], fmt: Format) -> None:
     emit([{"figure": k, "value": found[k]} for k in summary], ["figure", "value"], fmt)
     spread = [{"received": times, "people": n} for times, n in found["distribution"].items()]
     emit(spread, ["received", "people"], fmt, title="By times received")
-    emit(people, ["person", "name", "received", "acknowledged"], fmt, title="Each person")
+    emit(people, REPETITION_COLUMNS, fmt, title="Each person")

@@ -6,7 +6,7 @@ import typer
 
 from cadence import summaries
 from cadence.cli.context import runtime
-from cadence.store.db import current_revision, head_revision, session_scope, upgrade
+from cadence.store.db import current_revision, head_revision, upgrade
 
 
 def register(app: typer.Typer) -> None:
@@ -19,8 +19,7 @@ def init(ctx: typer.Context) -> None:
     rt = runtime(ctx)
     before = current_revision(rt.engine)
     upgrade(rt.engine)
-    with session_scope(rt.sessions) as session:
-        summarised = summaries.catch_up(session)
+    summarised = summaries.refresh(rt.sessions)
     after = head_revision()
     url = rt.engine.url.render_as_string(hide_password=True)
     if before == after:
