@@ -79,7 +79,9 @@ NONE = -1
 #: Change rows handled per round of `catch_up`, and occurrences recomputed per statement.
 CHUNK = 50_000
 OCCURRENCES_AT_ONCE = 500
-# PostgreSQL advisory lock held by the one refresh running at a time ("CADE").
+# PostgreSQL advisory lock held by the one refresh running at a time ("CADE"), with the
+# schema as its second key: advisory locks belong to the whole database, and two Cadence
+# installations in two schemas of one database must not wait for each other.
 _LOCK_KEY = 0x43414445
 
 # ---------------------------------------------------------------------------------------
@@ -446,10 +448,10 @@ def catch_up(session: Session, *, chunk: int = CHUNK, wait: bool = True) -> int:
         return 0
     postgres = _dialect(session) == "postgresql"
     if postgres and not wait:
-        if not session.scalar(select(func.pg_try_advisory_xact_lock(_LOCK_KEY))):
+        if not session.scalar(select(func.pg_try_advisory_xact_lock(*_lock()))):
             return 0  # another refresh is running; it or the next one will do these
     elif postgres:
-        session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+        session.execute(select(func.pg_advisory_xact_lock(*_lock())))
     # Only what was logged before this refresh began, so that writers logging changes as
     # fast as it works cannot keep it going.
     last = session.scalar(select(func.max(FigureChange.id)))
@@ -469,6 +471,10 @@ def catch_up(session: Session, *, chunk: int = CHUNK, wait: bool = True) -> int:
             _refresh_taken(session)
             session.execute(delete(FigureChange).where(FigureChange.taken.is_(True)))
             handled += took
+
+
+def _lock() -> tuple[Any, Any]:
+    return literal(_LOCK_KEY), func.hashtext(func.current_schema())
 
 
 @contextmanager
