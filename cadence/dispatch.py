@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from cadence.acks import unanswered_recipients
+from cadence.attention import isolated
 from cadence.audience import Audience, audience_filter, effective_zone
 from cadence.channel_choice import channels_for
 from cadence.launches import LaunchContext, release_due
@@ -79,24 +80,17 @@ def tick(
 ) -> TickReport:
     """One beat of the dispatcher. Safe to run concurrently with itself."""
     report = TickReport()
-    with session_scope(sessions) as session:
-        report.planned = plan(session, now, policy.horizon, policy.org_zone)
-    with session_scope(sessions) as session:
-        released = release_due(
-            session,
-            now,
-            LaunchContext(policy.org_zone, policy.send_rate_per_minute, policy.working_hours),
-        )
-        report.launch_releases = sum(released.released.values())
+    report.planned = plan(sessions, now, policy.horizon, policy.org_zone)
+    released = release_due(
+        sessions,
+        now,
+        LaunchContext(policy.org_zone, policy.send_rate_per_minute, policy.working_hours),
+    )
+    report.launch_releases = sum(released.released.values())
     release_stale_claims(sessions, policy, now)
-    for occurrence_id in claim_due(sessions, policy, now):
+    for occurrence_id, message_id in claim_due(sessions, policy, now):
         report.claimed += 1
-        with session_scope(sessions) as session:
-            written, skipped_note = write_deliveries(session, occurrence_id, policy, now)
-        report.deliveries_written += written
-        if skipped_note:
-            report.skipped += 1
-            report.notes.append(skipped_note)
+        _dispatch_one(sessions, policy, occurrence_id, message_id, now, report)
     queued, tasks = queue_pending(sessions, policy, enqueue, now)
     report.queued, report.tasks = queued, tasks
     requeued, more_tasks = requeue_stuck(sessions, policy, enqueue, now)
@@ -107,8 +101,49 @@ def tick(
     return report
 
 
-def claim_due(sessions: sessionmaker[Session], policy: DispatchPolicy, now: datetime) -> list[int]:
-    """Take due occurrences for this tick. Only rows this UPDATE changed are ours."""
+def _dispatch_one(
+    sessions: sessionmaker[Session],
+    policy: DispatchPolicy,
+    occurrence_id: int,
+    message_id: int,
+    now: datetime,
+    report: TickReport,
+) -> None:
+    """Write one claimed occurrence's deliveries in a transaction of its own; if that
+    raises, skip it (saying why) and flag its message: it stops no other occurrence."""
+
+    def set_aside(session: Session, problem: str) -> None:
+        session.execute(
+            update(Occurrence)
+            .where(Occurrence.id == occurrence_id)
+            .where(Occurrence.status == OccurrenceStatus.DISPATCHING.value)
+            .values(status=OccurrenceStatus.SKIPPED.value, note=problem[:500])
+        )
+        report.notes.append(f"occurrence {occurrence_id} of message {message_id}: {problem}")
+
+    done = isolated(
+        sessions,
+        message_id,
+        "dispatching",
+        now,
+        lambda session: write_deliveries(session, occurrence_id, policy, now),
+        set_aside,
+    )
+    if done is None:
+        report.skipped += 1
+        return
+    written, skipped_note = done
+    report.deliveries_written += written
+    if skipped_note:
+        report.skipped += 1
+        report.notes.append(skipped_note)
+
+
+def claim_due(
+    sessions: sessionmaker[Session], policy: DispatchPolicy, now: datetime
+) -> list[tuple[int, int]]:
+    """Take due occurrences for this tick: (occurrence id, message id) of each. Only rows
+    this UPDATE changed are ours."""
     with session_scope(sessions) as session:
         due = (
             select(Occurrence.id)
@@ -120,14 +155,14 @@ def claim_due(sessions: sessionmaker[Session], policy: DispatchPolicy, now: date
             .limit(policy.claim_limit)
             .scalar_subquery()
         )
-        claimed = session.scalars(
+        claimed = session.execute(
             update(Occurrence)
             .where(Occurrence.id.in_(due))
             .where(Occurrence.status == OccurrenceStatus.PLANNED.value)
             .values(status=OccurrenceStatus.DISPATCHING.value, claimed_at=now)
-            .returning(Occurrence.id)
+            .returning(Occurrence.id, Occurrence.message_id)
         ).all()
-    return sorted(claimed)
+    return sorted((occurrence_id, message_id) for occurrence_id, message_id in claimed)
 
 
 def release_stale_claims(

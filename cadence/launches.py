@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from cadence.attention import isolated
 from cadence.audience import Audience, audience_filter, effective_zone
 from cadence.channel_choice import channels_for, fallback_channel
 from cadence.config import Settings
@@ -35,6 +36,7 @@ from cadence.planning.launch_timeline import (
 from cadence.planning.recurrence import parse_start, zone
 from cadence.rendering import render
 from cadence.store.bulk import insert_ignoring_duplicates
+from cadence.store.db import session_scope
 from cadence.store.models import (
     Acknowledgement,
     Delivery,
@@ -231,19 +233,32 @@ class ReleaseReport:
     escalations: int = 0
 
 
-def release_due(session: Session, now: datetime, ctx: LaunchContext) -> ReleaseReport:
-    """Release what is due in every launch still in progress."""
+def release_due(
+    sessions: sessionmaker[Session], now: datetime, ctx: LaunchContext
+) -> ReleaseReport:
+    """Release what is due in every launch still in progress, each in a transaction of its
+    own: a launch that cannot be released (a bad template, a broken audience) is flagged and
+    skipped, and the other launches go on."""
     report = ReleaseReport()
-    open_launches = session.execute(
-        select(Occurrence, Message, Launch)
-        .join(Message, Occurrence.message_id == Message.id)
-        .join(Launch, Launch.message_id == Message.id)
-        .where(Occurrence.purpose == LAUNCH_PURPOSE)
-        .where(Occurrence.status.in_([OccurrenceStatus.PLANNED.value, "dispatching"]))
-        .where(Message.status == MessageStatus.ACTIVE.value)
-    ).all()
-    for occurrence, message, launch in open_launches:
-        _release_one(session, occurrence, message, launch, now, ctx, report)
+    with session_scope(sessions) as session:
+        open_launches = session.execute(
+            select(Occurrence.id, Message.id)
+            .join(Message, Occurrence.message_id == Message.id)
+            .join(Launch, Launch.message_id == Message.id)
+            .where(Occurrence.purpose == LAUNCH_PURPOSE)
+            .where(Occurrence.status.in_([OccurrenceStatus.PLANNED.value, "dispatching"]))
+            .where(Message.status == MessageStatus.ACTIVE.value)
+        ).all()
+    for occurrence_id, message_id in open_launches:
+
+        def work(session: Session, occurrence_id: int = occurrence_id) -> None:
+            occurrence = session.get(Occurrence, occurrence_id)
+            assert occurrence is not None
+            message = occurrence.message
+            launch = session.scalars(select(Launch).where(Launch.message_id == message.id)).one()
+            _release_one(session, occurrence, message, launch, now, ctx, report)
+
+        isolated(sessions, message_id, "releasing the launch", now, work)
     return report
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
+from cadence.attention import clear as clear_attention
 from cadence.audience import Audience
 from cadence.channels.registry import available_channels
 from cadence.errors import InputError
@@ -163,6 +164,7 @@ def resume(session: Session, message_id: int, now: datetime) -> Message:
     _require_status(message, MessageStatus.PAUSED, "resume")
     message.status = MessageStatus.ACTIVE.value
     message.updated_at = now
+    clear_attention(message)
     if message.cadence is not None:
         message.cadence.planned_until = None  # plan again from now
     return message
@@ -275,6 +277,9 @@ def edit_message(session: Session, message_id: int, edit: MessageEdit, now: date
     if edit.escalate is not None:
         message.escalate = edit.escalate
     message.updated_at = now
+    clear_attention(message)
+    if message.cadence is not None:
+        message.cadence.planned_until = None  # try planning again with what changed
     sends = 0
     if edit.require_reack:
         message.ack_version = message.version

@@ -8,6 +8,7 @@ are written back in bulk, and only onto rows still `sending` (still ours).
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
+from cadence.attention import describe, flag
 from cadence.channel_choice import fallback_channel
 from cadence.channels.base import Channel, Outcome, OutcomeKind, Outgoing, Recipient
 from cadence.errors import CadenceError
@@ -32,6 +35,8 @@ from cadence.tokens import ack_url, make_ack_token
 log = logging.getLogger("cadence.sending")
 
 ChannelFactory = Callable[[str], Channel]
+# Seconds between tries to record a batch's answers while the database is away.
+RECORD_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,7 @@ def prepare(delivery: Delivery, policy: SendPolicy, session: Session) -> Outgoin
         ack_url=ack_url(policy.base_url, token) if answerable else "",
         attempt=delivery.attempts,
         maybe_sent=delivery.maybe_sent,
+        written_at=delivery.created_at,
         answerable=answerable,
         leader_note=note,
     )
@@ -155,20 +161,58 @@ def send_batch(
     by_channel: dict[str, list[Outgoing]] = defaultdict(list)
     outcomes: list[Outcome] = []
     versions: dict[int, int] = {}
+    broken: dict[int, str] = {}
     with session_scope(sessions) as session:
         deliveries = _load(session, mine)
         for delivery in deliveries:
-            versions[delivery.id] = delivery.occurrence.message.version
+            message = delivery.occurrence.message
+            versions[delivery.id] = message.version
             try:
                 by_channel[delivery.channel].append(prepare(delivery, policy, session))
             except CadenceError as exc:
                 outcomes.append(Outcome.failed(delivery.id, f"cannot personalise: {exc}"))
+            except Exception as exc:
+                # A template that breaks at send time fails its own deliveries and flags its
+                # message; the rest of the batch goes out.
+                log.exception(
+                    "delivery %d of message %d cannot be rendered", delivery.id, message.id
+                )
+                outcomes.append(Outcome.failed(delivery.id, f"cannot render: {describe(exc)}"))
+                broken[message.id] = f"rendering failed: {describe(exc)}"
     for channel_name, batch in by_channel.items():
         outcomes += _send_through(channels, channel_name, batch)
     bodies = {o.delivery_id: o.body for batch in by_channel.values() for o in batch}
-    with session_scope(sessions) as session:
-        record(session, outcomes, bodies, versions, policy, now, report)
+    _record_durably(sessions, outcomes, bodies, versions, policy, now, report, broken)
     return report
+
+
+def _record_durably(
+    sessions: sessionmaker[Session],
+    outcomes: Sequence[Outcome],
+    bodies: dict[int, str],
+    versions: dict[int, int],
+    policy: SendPolicy,
+    now: datetime,
+    report: SendReport,
+    broken: dict[int, str],
+) -> None:
+    """Write the answers, waiting out a database that is briefly away (a failover, a lock).
+
+    If it stays away, the deliveries stay `sending`; `requeue_stuck` takes them back as
+    maybe-sent, so what went out is found in the DM history instead of being sent again.
+    """
+    for wait in (*RECORD_RETRY_WAITS, None):
+        try:
+            with session_scope(sessions) as session:
+                record(session, outcomes, bodies, versions, policy, now, report)
+                for message_id, problem in broken.items():
+                    flag(session, message_id, problem, now)
+            return
+        except DBAPIError:
+            if wait is None:
+                raise
+            log.warning("could not record %d answers; trying again in %.0f s", len(outcomes), wait)
+            time.sleep(wait)
 
 
 def _send_through(channels: ChannelFactory, name: str, batch: list[Outgoing]) -> list[Outcome]:
@@ -180,13 +224,17 @@ def _send_through(channels: ChannelFactory, name: str, batch: list[Outgoing]) ->
     try:
         outcomes = channel.send(batch)
     except Exception as exc:
+        # Nothing is known of this batch: any of it may have gone out, so the next attempt
+        # looks before sending again.
         log.exception("channel %s failed on a batch of %d", name, len(batch))
         reason = f"{name} channel error: {type(exc).__name__}: {exc}"
-        return [Outcome.retry(o.delivery_id, 60.0, reason) for o in batch]
+        return [Outcome.retry(o.delivery_id, 60.0, reason, maybe_sent=True) for o in batch]
     answered = {o.delivery_id for o in outcomes}
     # A channel that forgets a delivery must not leave it in `sending` for ever.
     missing = [o for o in batch if o.delivery_id not in answered]
-    return outcomes + [Outcome.retry(o.delivery_id, 60.0, f"{name}: no answer") for o in missing]
+    return outcomes + [
+        Outcome.retry(o.delivery_id, 60.0, f"{name}: no answer", maybe_sent=True) for o in missing
+    ]
 
 
 def record(
@@ -218,7 +266,13 @@ def record(
         delivery = rows[outcome.delivery_id]
         kind = outcome.kind
         reason = outcome.reason
-        if kind is OutcomeKind.RETRY and delivery.attempts >= policy.max_attempts:
+        # Waiting for a limit is not an attempt: the take that counted it is given back.
+        attempts = delivery.attempts - 1 if outcome.deferred else delivery.attempts
+        if (
+            kind is OutcomeKind.RETRY
+            and not outcome.deferred
+            and delivery.attempts >= policy.max_attempts
+        ):
             kind = OutcomeKind.FAILED
             reason = f"gave up after {delivery.attempts} attempts: {reason}"
         if kind is OutcomeKind.SENT:
@@ -236,7 +290,16 @@ def record(
                 learned.append({"b_person": delivery.person_id, "b_uid": outcome.slack_user_id})
         elif kind is OutcomeKind.RETRY:
             delay = timedelta(seconds=outcome.retry_after or 0)
-            retry.append({"b_id": delivery.id, "b_retry_at": now + delay, "b_error": reason})
+            retry.append(
+                {
+                    "b_id": delivery.id,
+                    "b_retry_at": now + delay,
+                    "b_error": reason,
+                    "b_attempts": max(0, attempts),
+                    # Once it may have gone out, it stays "may have" until it is found or sent.
+                    "b_maybe": delivery.maybe_sent or outcome.maybe_sent,
+                }
+            )
             report.retrying += 1
         else:
             failed.append({"b_id": delivery.id, "b_error": reason})
@@ -272,6 +335,8 @@ def record(
                 status=DeliveryStatus.PENDING.value,
                 retry_at=bindparam("b_retry_at"),
                 last_error=bindparam("b_error"),
+                attempts=bindparam("b_attempts"),
+                maybe_sent=bindparam("b_maybe"),
             ),
             retry,
         )

@@ -257,7 +257,7 @@ def test_occurrence_left_half_written_by_a_crashed_tick_is_finished_once(
     session.commit()
     now = datetime(2026, 3, 1, 9, tzinfo=UTC)
     tick(runtime.sessions, POLICY, Queue(), f.T0)  # plan only
-    [occurrence_id] = claim_due(runtime.sessions, POLICY, now)
+    [(occurrence_id, _message_id)] = claim_due(runtime.sessions, POLICY, now)
     # The crashed tick got as far as one person, then died without finishing.
     half = DispatchPolicy(**{**POLICY.__dict__, "batch_size": 1})
     with runtime.sessions() as s:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -38,9 +39,11 @@ class Outgoing:
     ack_url: str
     leader_note: str | None = None
     attempt: int = 1
-    # A previous attempt was cut off mid-send (a worker died): it may have gone out already,
-    # so a channel that can check should look before sending again.
+    # A previous attempt was cut off mid-send (a worker died, an answer never came): it may
+    # have gone out already, so a channel that can check should look before sending again.
     maybe_sent: bool = False
+    # When the delivery was written: nothing of it can be found in a history before then.
+    written_at: datetime | None = None
     # False for what is only information (a manager's digest): no buttons, no ack link.
     answerable: bool = True
 
@@ -58,6 +61,11 @@ class Outcome:
     `unreachable` marks a failure that is about the person (no account, deactivated), after
     which another channel may still reach them. `slack_user_id` reports an id the channel
     looked up, so it is stored and never looked up again.
+
+    A retry is either `deferred` (nothing was attempted: a rate limit, a pause, pacing that
+    could not be reached; it keeps its attempt count) or a failed attempt, which counts
+    towards the limit; `maybe_sent` says the attempt may have reached the person (the request
+    went out and no answer came), so the next one checks before posting.
     """
 
     delivery_id: int
@@ -70,6 +78,8 @@ class Outcome:
     slack_user_id: str | None = None
     # What was sent, when the channel's own rendering is worth keeping (the log channel's).
     rendered: str | None = None
+    deferred: bool = False
+    maybe_sent: bool = False
 
     @classmethod
     def sent(
@@ -88,8 +98,28 @@ class Outcome:
         )
 
     @classmethod
-    def retry(cls, delivery_id: int, after: float, reason: str) -> Outcome:
-        return cls(delivery_id, OutcomeKind.RETRY, retry_after=max(0.0, after), reason=reason)
+    def retry(
+        cls, delivery_id: int, after: float, reason: str, *, maybe_sent: bool = False
+    ) -> Outcome:
+        """A failed attempt, tried again after `after` seconds."""
+        return cls(
+            delivery_id,
+            OutcomeKind.RETRY,
+            retry_after=max(0.0, after),
+            reason=reason,
+            maybe_sent=maybe_sent,
+        )
+
+    @classmethod
+    def defer(cls, delivery_id: int, after: float, reason: str) -> Outcome:
+        """Not attempted (waiting for a limit): try again after `after` seconds."""
+        return cls(
+            delivery_id,
+            OutcomeKind.RETRY,
+            retry_after=max(0.0, after),
+            reason=reason,
+            deferred=True,
+        )
 
     @classmethod
     def failed(cls, delivery_id: int, reason: str, unreachable: bool = False) -> Outcome:

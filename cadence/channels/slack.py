@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+import redis
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -24,6 +25,7 @@ from cadence.formatting.slack import slack_message, slack_metadata
 from cadence.pacing import ChannelSpacing, WorkspaceLimiter
 
 log = logging.getLogger("cadence.channels.slack")
+T = TypeVar("T")
 
 # Errors about the recipient: another channel may still reach them.
 UNREACHABLE = {"user_not_found", "users_not_found", "account_inactive", "channel_not_found",
@@ -34,6 +36,11 @@ PERMANENT = {"not_authed", "invalid_auth", "token_revoked", "account_inactive_to
              "no_text", "too_many_attachments", "invalid_metadata_format"}  # fmt: skip
 # How long a batch may wait for the workspace bucket before handing the rest back.
 MAX_WAIT = 5.0
+# The DM-history check: pages of this many messages, at most this many pages, starting this
+# many seconds before the delivery was written.
+HISTORY_PAGE = 200
+HISTORY_MAX_PAGES = 50
+HISTORY_CLOCK_MARGIN = 300.0
 
 
 @dataclass
@@ -51,9 +58,32 @@ class _Deferred(Exception):
     reason: str
 
 
+# Waits, in seconds, for pacing (Redis) that cannot be reached before the rest of a batch
+# is handed back: never post unpaced, never throw away what was already sent.
+PACING_RETRY_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+async def paced(call: Callable[[], T]) -> T:
+    """Run a pacing call, waiting out a Redis that is briefly away (a restart)."""
+    for wait in PACING_RETRY_WAITS:
+        try:
+            return call()
+        except (redis.RedisError, OSError) as exc:
+            log.warning("pacing unavailable (%s); waiting %.2f s", exc, wait)
+            await asyncio.sleep(wait)
+    try:
+        return call()
+    except (redis.RedisError, OSError) as exc:
+        raise _Deferred(5.0, f"pacing unavailable: {type(exc).__name__}") from exc
+
+
 @dataclass
 class _Tokens:
-    """Tokens taken from the shared bucket in chunks, handed out one per request."""
+    """Tokens taken from the shared bucket in chunks, handed out one per request.
+
+    Every hand-out also looks at the workspace pause, so a 429 seen by any worker stops
+    this one's posts too, not only once its chunk is used up.
+    """
 
     limiter: WorkspaceLimiter
     chunk: int
@@ -63,8 +93,12 @@ class _Tokens:
     async def one(self) -> None:
         async with self.lock:
             waited = 0.0
+            if self.left:
+                paused = await paced(self.limiter.paused_for)
+                if paused > 0:
+                    raise _Deferred(paused, "ratelimited")
             while self.left == 0:
-                grant = self.limiter.take(self.chunk)
+                grant = await paced(lambda: self.limiter.take(self.chunk))
                 self.left = grant.granted
                 if self.left:
                     break
@@ -114,10 +148,17 @@ class SlackChannel:
             if found is not None:
                 outcomes[item.delivery_id] = found
         ready = [o for o in ready if o.delivery_id not in outcomes]
-        allowed = self.spacing.claim([user_ids[o.delivery_id] for o in ready])
+        try:
+            allowed = await paced(
+                lambda: self.spacing.claim([user_ids[o.delivery_id] for o in ready])
+            )
+        except _Deferred as deferred:
+            allowed = [False] * len(ready)
+            for item in ready:
+                outcomes[item.delivery_id] = _deferred(item, deferred)
         for item, ok in zip(ready, allowed, strict=True):
-            if not ok:
-                outcomes[item.delivery_id] = Outcome.retry(item.delivery_id, 1.0, "channel spacing")
+            if not ok and item.delivery_id not in outcomes:
+                outcomes[item.delivery_id] = Outcome.defer(item.delivery_id, 1.0, "channel spacing")
         ready = [o for o in ready if o.delivery_id not in outcomes]
         tokens = _Tokens(self.limiter, chunk=min(self.config.concurrency, max(1, len(ready))))
         gate = asyncio.Semaphore(self.config.concurrency)
@@ -125,17 +166,28 @@ class SlackChannel:
 
         async def one(item: Outgoing) -> None:
             async with gate:
+                try:
+                    if not stop:
+                        await tokens.one()
+                except _Deferred as deferred:
+                    stop.append(deferred)
+                except Exception as exc:  # nothing was posted: hand it back untried
+                    log.exception("pacing failed before delivery %d", item.delivery_id)
+                    stop.append(_Deferred(5.0, f"pacing failed: {type(exc).__name__}"))
+                # Checked after the wait for a token too: a 429 may have come meanwhile.
                 if stop:
                     outcomes[item.delivery_id] = _deferred(item, stop[0])
                     return
                 try:
-                    await tokens.one()
-                except _Deferred as deferred:
-                    stop.append(deferred)
-                    outcomes[item.delivery_id] = _deferred(item, deferred)
-                    return
-                outcome = await self._post(client, item, user_ids[item.delivery_id])
-                if outcome.kind == "retry" and outcome.reason == "ratelimited" and not stop:
+                    outcome = await self._post(client, item, user_ids[item.delivery_id])
+                except Exception as exc:
+                    # The request may have gone out: keep what is known, look before retrying.
+                    log.exception("posting delivery %d failed", item.delivery_id)
+                    reason = f"Slack post failed: {type(exc).__name__}: {exc}"
+                    outcome = Outcome.retry(
+                        item.delivery_id, backoff(item.attempt), reason, maybe_sent=True
+                    )
+                if outcome.deferred and outcome.reason == "ratelimited" and not stop:
                     stop.append(_Deferred(outcome.retry_after or 1.0, "ratelimited"))
                 outcomes[item.delivery_id] = outcome
 
@@ -167,8 +219,11 @@ class SlackChannel:
         except SlackApiError as exc:
             return self._api_error(item, exc)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # The request went out and no answer came: Slack may have posted it. Wait at
+            # least one timeout before looking, so a post still in Slack's hands has landed.
             reason = f"no answer from Slack: {type(exc).__name__} {exc}".strip()
-            return Outcome.retry(item.delivery_id, backoff(item.attempt), reason)
+            delay = max(backoff(item.attempt), self.config.timeout)
+            return Outcome.retry(item.delivery_id, delay, reason, maybe_sent=True)
         data: dict[str, Any] = response.data if isinstance(response.data, dict) else {}
         return Outcome.sent(item.delivery_id, str(data.get("ts")), str(data.get("channel")))
 
@@ -177,18 +232,24 @@ class SlackChannel:
         error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
         if status == 429 or error == "ratelimited":
             retry_after = _retry_after(exc.response.headers)
-            # Every worker holds off, not just this batch: no request storm.
-            self.limiter.pause(retry_after)
-            return Outcome.retry(item.delivery_id, retry_after, "ratelimited")
+            # Every worker holds off, not just this batch: no request storm. Waiting for the
+            # limit is not a failed attempt.
+            try:
+                self.limiter.pause(retry_after)
+            except (redis.RedisError, OSError) as pause_error:
+                log.warning("could not share a %.0f s pause: %s", retry_after, pause_error)
+            return Outcome.defer(item.delivery_id, retry_after, "ratelimited")
         if status >= 500 or error in (None, "internal_error", "fatal_error", "service_unavailable",
                                        "request_timeout"):  # fmt: skip
+            # A 5xx can come after Slack accepted the post (a proxy timing out behind it).
             return Outcome.retry(
-                item.delivery_id, backoff(item.attempt), f"Slack answered {status} {error or ''}"
+                item.delivery_id,
+                backoff(item.attempt),
+                f"Slack answered {status} {error or ''}".strip(),
+                maybe_sent=True,
             )
         if error in UNREACHABLE:
             return Outcome.failed(item.delivery_id, f"Slack: {error}", unreachable=True)
-        if error in PERMANENT:
-            return Outcome.failed(item.delivery_id, f"Slack: {error}")
         return Outcome.failed(item.delivery_id, f"Slack: {error}")
 
     async def _resolve(
@@ -210,6 +271,8 @@ class SlackChannel:
             await self._load_directory(client)
         except SlackApiError as exc:
             log.warning("users.list failed: %s", exc.response.get("error"))
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.warning("users.list failed: %s", exc)
         lookups = 0
         for item in missing:
             email = item.recipient.email.lower()
@@ -219,7 +282,7 @@ class SlackChannel:
                 found = await self._lookup(client, email)
             if found is None:
                 if lookups >= self.config.max_lookups and email not in self._email_to_id:
-                    outcomes[item.delivery_id] = Outcome.retry(
+                    outcomes[item.delivery_id] = Outcome.defer(
                         item.delivery_id, 60.0, "Slack user lookups paced"
                     )
                 else:
@@ -252,7 +315,7 @@ class SlackChannel:
     async def _lookup(self, client: AsyncWebClient, email: str) -> str | None:
         try:
             found = await client.users_lookupByEmail(email=email)
-        except SlackApiError:
+        except (SlackApiError, TimeoutError, aiohttp.ClientError, OSError):
             return None
         user = found.get("user") or {}
         if user.get("deleted"):
@@ -266,28 +329,56 @@ class SlackChannel:
     async def _already_posted(
         self, client: AsyncWebClient, item: Outgoing, user_id: str
     ) -> Outcome | None:
-        """After a crash mid-send, find the message in the DM (by its metadata) instead of
-        posting it a second time."""
+        """When an earlier attempt may have gone out, find it in the DM (by its metadata)
+        instead of posting it a second time. Reads every page back to when the delivery was
+        written; None when it is not there."""
+        oldest = None
+        if item.written_at is not None:
+            # Slack's clock and ours may differ a little; looking further back costs nothing.
+            oldest = f"{item.written_at.timestamp() - HISTORY_CLOCK_MARGIN:.6f}"
         try:
             opened = await client.conversations_open(users=user_id)
             channel = str((opened.get("channel") or {}).get("id"))
-            history = await client.conversations_history(
-                channel=channel, include_all_metadata=True, limit=100
-            )
-        except (SlackApiError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            cursor: str | None = None
+            for _ in range(HISTORY_MAX_PAGES):
+                history = await client.conversations_history(
+                    channel=channel,
+                    include_all_metadata=True,
+                    limit=HISTORY_PAGE,
+                    oldest=oldest,
+                    cursor=cursor,
+                )
+                messages: list[dict[str, Any]] = history.get("messages", [])
+                for message in messages:
+                    payload = (message.get("metadata") or {}).get("event_payload") or {}
+                    if str(payload.get("delivery_id")) == str(item.delivery_id):
+                        return Outcome.sent(item.delivery_id, str(message.get("ts")), channel)
+                cursor = (history.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    return None
+        except SlackApiError as exc:
+            if exc.response.status_code == 429:
+                return Outcome.defer(
+                    item.delivery_id, _retry_after(exc.response.headers), "ratelimited"
+                )
             return Outcome.retry(
-                item.delivery_id, backoff(item.attempt), f"could not check DM history: {exc}"
+                item.delivery_id,
+                backoff(item.attempt),
+                f"could not check DM history: {exc.response.get('error')}",
             )
-        messages: list[dict[str, Any]] = history.get("messages", [])
-        for message in messages:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if str(payload.get("delivery_id")) == str(item.delivery_id):
-                return Outcome.sent(item.delivery_id, str(message.get("ts")), channel)
-        return None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return Outcome.retry(
+                item.delivery_id, backoff(item.attempt), f"could not check DM history: {exc!r}"
+            )
+        return Outcome.retry(
+            item.delivery_id,
+            backoff(item.attempt),
+            f"could not check DM history: more than {HISTORY_MAX_PAGES} pages",
+        )
 
 
 def _deferred(item: Outgoing, deferred: _Deferred) -> Outcome:
-    return Outcome.retry(item.delivery_id, deferred.wait, deferred.reason)
+    return Outcome.defer(item.delivery_id, deferred.wait, deferred.reason)
 
 
 def _retry_after(headers: Any) -> float:

@@ -9,11 +9,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from cadence.attention import isolated
 from cadence.audience import Audience, audience_zones
 from cadence.planning.recurrence import expand, parse_rule, zone
 from cadence.store.bulk import insert_ignoring_duplicates
+from cadence.store.db import session_scope
 from cadence.store.models import (
     Cadence,
     Message,
@@ -24,23 +26,40 @@ from cadence.store.models import (
 )
 
 
-def plan(session: Session, now: datetime, horizon: timedelta, org_zone: str) -> int:
+def plan(sessions: sessionmaker[Session], now: datetime, horizon: timedelta, org_zone: str) -> int:
     """Write the occurrences of every active cadence due within `horizon` of `now`.
 
     A cadence is re-planned once half its horizon has passed, or at once after
-    `invalidate`. Returns the number of new occurrences.
+    `invalidate`. Each cadence is planned in a transaction of its own: one whose planning
+    raises is rolled back and its message flagged (see cadence.attention), it is tried again
+    after half a horizon or an edit, and every other cadence is planned as usual. Returns
+    the number of new occurrences.
     """
     refresh_before = now + horizon / 2
-    stmt = (
-        select(Cadence)
-        .join(Message)
-        .where(Message.status == MessageStatus.ACTIVE.value)
-        .where(Message.kind == MessageKind.CORE.value)
-        .where(or_(Cadence.planned_until.is_(None), Cadence.planned_until < refresh_before))
-    )
+    with session_scope(sessions) as session:
+        due = session.execute(
+            select(Cadence.id, Cadence.message_id)
+            .join(Message)
+            .where(Message.status == MessageStatus.ACTIVE.value)
+            .where(Message.kind == MessageKind.CORE.value)
+            .where(or_(Cadence.planned_until.is_(None), Cadence.planned_until < refresh_before))
+        ).all()
     created = 0
-    for cadence in session.scalars(stmt).all():
-        created += plan_cadence(session, cadence, now, now + horizon, org_zone)
+    for cadence_id, message_id in due:
+
+        def work(session: Session, cadence_id: int = cadence_id) -> int:
+            cadence = session.get(Cadence, cadence_id)
+            if cadence is None:
+                return 0
+            return plan_cadence(session, cadence, now, now + horizon, org_zone)
+
+        def wait(session: Session, _problem: str, cadence_id: int = cadence_id) -> None:
+            # Half a horizon (or an edit) before trying again.
+            session.execute(
+                update(Cadence).where(Cadence.id == cadence_id).values(planned_until=now + horizon)
+            )
+
+        created += isolated(sessions, message_id, "planning", now, work, wait) or 0
     return created
 
 

@@ -124,6 +124,11 @@ class Message(Base):
     approved_by_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What went wrong the last time it was planned, dispatched or rendered (a rule that
+    # raises, a template that fails): the rest of the organisation goes on without it, and
+    # this tells its owner why it is not being sent. Cleared by an edit.
+    attention: Mapped[str | None] = mapped_column(Text)
+    attention_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     variants: Mapped[list[Variant]] = relationship(
         order_by="Variant.position", cascade="all, delete-orphan"

@@ -25,6 +25,7 @@ import copy
 import json
 import math
 import os
+import random
 import selectors
 import signal
 import socket
@@ -114,8 +115,10 @@ class SlackUser:
 class Fault:
     """An injected misbehaviour for the next `count` API calls (of `method`, or any method).
 
-    Exactly one of `status` (answer with that HTTP status), `stall` (wait that many seconds,
-    then answer normally) and `error` (answer HTTP 200 with `ok: false` and that error).
+    Exactly one of `status` (answer with that HTTP status; 429 carries `Retry-After:
+    retry_after`), `stall` (wait that many seconds, then handle the call), `late` (handle the
+    call at once, then wait that many seconds before answering: accepted, answer late) and
+    `error` (answer HTTP 200 with `ok: false` and that error).
     """
 
     count: int
@@ -123,15 +126,19 @@ class Fault:
     stall: float | None = None
     error: str | None = None
     method: str | None = None
+    late: float | None = None
+    retry_after: float | None = None
 
     def __post_init__(self) -> None:
         if self.count < 1:
             raise ValueError("count must be at least 1")
-        kinds = [k for k in (self.status, self.stall, self.error) if k is not None]
+        kinds = [k for k in (self.status, self.stall, self.late, self.error) if k is not None]
         if not kinds:
             self.status = 500
         elif len(kinds) > 1:
-            raise ValueError("give one of status, stall or error")
+            raise ValueError("give one of status, stall, late or error")
+        if self.late is not None and self.late < 0:
+            raise ValueError("late must not be negative")
         if self.status is not None and not 100 <= self.status <= 599:
             raise ValueError(f"bad HTTP status {self.status}")
         if self.stall is not None and self.stall < 0:
@@ -139,15 +146,23 @@ class Fault:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
-        unknown = set(data) - {"count", "status", "stall", "error", "method"}
+        unknown = set(data) - {
+            "count", "status", "stall", "error", "method", "late", "retry_after"
+        }  # fmt: skip
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+
+        def number(key: str) -> float | None:
+            return None if data.get(key) is None else float(data[key])
+
         return cls(
             count=int(data.get("count", 1)),
             status=None if data.get("status") is None else int(data["status"]),
-            stall=None if data.get("stall") is None else float(data["stall"]),
+            stall=number("stall"),
             error=None if data.get("error") is None else str(data["error"]),
             method=None if data.get("method") is None else str(data["method"]),
+            late=number("late"),
+            retry_after=number("retry_after"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -382,6 +397,8 @@ class SlackWorkspace:
         self._by_email: dict[str, SlackUser] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._faults: deque[Fault] = deque()
+        self._chaos: list[tuple[float, Fault]] = []
+        self._random = random.Random(0)
         self._release: asyncio.Event | None = None
         self._methods: dict[str, Callable[[Params], Answer]] = {
             "chat.postMessage": self._chat_post_message,
@@ -408,6 +425,7 @@ class SlackWorkspace:
         self._last_ts_micros = 0
         self._views = 0
         self._faults.clear()
+        self._chaos = []
 
     def configure(
         self,
@@ -470,6 +488,24 @@ class SlackWorkspace:
     def fail_next(self, fault: Fault) -> None:
         """Queue a fault; faults apply in the order given, each to calls matching its method."""
         self._faults.append(fault)
+
+    def set_chaos(self, rules: Iterable[Mapping[str, Any]], seed: int = 0) -> None:
+        """Misbehave at random from now on: each rule is a fault (as for `fail_next`, without
+        `count`) with a `share` of the calls it hits, e.g. `{"share": 0.01, "status": 429,
+        "retry_after": 2}`; `method` defaults to chat.postMessage. Queued faults go first.
+        The draws are seeded, so a run can be repeated. An empty list stops it."""
+        chaos = []
+        for rule in rules:
+            fields = dict(rule)
+            share = float(fields.pop("share", 0))
+            if not 0 <= share <= 1:
+                raise ValueError("share must be between 0 and 1")
+            fields.setdefault("method", "chat.postMessage")
+            chaos.append((share, Fault.from_dict({**fields, "count": 1})))
+        if sum(share for share, _ in chaos) > 1:
+            raise ValueError("the shares add up to more than 1")
+        self._chaos = chaos
+        self._random = random.Random(seed)
 
     def reset(self) -> None:
         """Forget calls, messages and faults and go back to the configuration given at start."""
@@ -548,9 +584,15 @@ class SlackWorkspace:
         self, method: str, params: Params, token: str | None, received: float
     ) -> Answer:
         fault = self._take_fault(method) if self._faults else None
+        if fault is None and self._chaos:
+            fault = self._draw_chaos(method)
         if fault is not None:
             if fault.stall is not None:
                 await self._stall(fault.stall)
+            elif fault.status == 429:
+                self._ratelimited += 1
+                after = str(max(1, math.ceil(fault.retry_after or 1)))
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": after}
             elif fault.status is not None:
                 return fault.status, {"ok": False, "error": "internal_error"}, None
         if not token:
@@ -568,7 +610,20 @@ class SlackWorkspace:
             if wait:
                 self._ratelimited += 1
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(wait)}
-        return handler(params)
+        answer = handler(params)
+        if fault is not None and fault.late is not None:
+            await self._stall(fault.late)  # done already; the answer is what is late
+        return answer
+
+    def _draw_chaos(self, method: str) -> Fault | None:
+        draw = self._random.random()
+        for share, fault in self._chaos:
+            if fault.method is not None and fault.method != method:
+                continue
+            if draw < share:
+                return fault
+            draw -= share
+        return None
 
     def _take_fault(self, method: str) -> Fault | None:
         for fault in self._faults:
@@ -871,6 +926,11 @@ def create_app(workspace: SlackWorkspace) -> web.Application:
         workspace.fail_next(Fault.from_dict(await read_json(request)))
         return {"ok": True}
 
+    async def chaos(request: web.Request) -> Any:
+        data = await read_json(request)
+        workspace.set_chaos(data.get("rules", []), int(data.get("seed", 0)))
+        return {"ok": True}
+
     async def requests(request: web.Request) -> Any:
         return [r.to_dict() for r in workspace.requests(request.query.get("method"))]
 
@@ -889,6 +949,7 @@ def create_app(workspace: SlackWorkspace) -> web.Application:
     app.router.add_post("/_control/configure", control(configure))
     app.router.add_get("/_control/config", control(config))
     app.router.add_post("/_control/fail", control(fail))
+    app.router.add_post("/_control/chaos", control(chaos))
     app.router.add_get("/_control/requests", control(requests))
     app.router.add_get("/_control/messages", control(messages))
     app.router.add_get("/_control/stats", control(stats))
@@ -946,7 +1007,11 @@ class SlackStandInControl(Protocol):
         stall: float | None = None,
         error: str | None = None,
         method: str | None = None,
+        late: float | None = None,
+        retry_after: float | None = None,
     ) -> None: ...
+
+    def set_chaos(self, rules: Iterable[Mapping[str, Any]], seed: int = 0) -> None: ...
 
     def requests(self, method: str | None = None) -> list[RecordedRequest]: ...
 
@@ -1119,10 +1184,19 @@ class SlackStandIn:
         stall: float | None = None,
         error: str | None = None,
         method: str | None = None,
+        late: float | None = None,
+        retry_after: float | None = None,
     ) -> None:
         """Make the next `count` calls fail; with no kind given, they answer HTTP 500."""
-        fault = Fault(count, status=status, stall=stall, error=error, method=method)
+        fault = Fault(
+            count, status=status, stall=stall, error=error, method=method, late=late,
+            retry_after=retry_after,
+        )  # fmt: skip
         self._call(lambda: self._workspace.fail_next(fault))
+
+    def set_chaos(self, rules: Iterable[Mapping[str, Any]], seed: int = 0) -> None:
+        given = [dict(r) for r in rules]
+        self._call(lambda: self._workspace.set_chaos(given, seed))
 
     def requests(self, method: str | None = None) -> list[RecordedRequest]:
         return self._call(lambda: self._workspace.requests(method))
@@ -1329,9 +1403,17 @@ class SlackStandInProcess:
         stall: float | None = None,
         error: str | None = None,
         method: str | None = None,
+        late: float | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        fault = Fault(count, status=status, stall=stall, error=error, method=method)
+        fault = Fault(
+            count, status=status, stall=stall, error=error, method=method, late=late,
+            retry_after=retry_after,
+        )  # fmt: skip
         self._control("POST", "fail", fault.to_dict())
+
+    def set_chaos(self, rules: Iterable[Mapping[str, Any]], seed: int = 0) -> None:
+        self._control("POST", "chaos", {"rules": [dict(r) for r in rules], "seed": seed})
 
     def requests(self, method: str | None = None) -> list[RecordedRequest]:
         query = {} if method is None else {"method": method}

@@ -1,0 +1,89 @@
+"""Messages that need attention: one message's fault is recorded on it, never shared.
+
+A rule that raises while planning, an occurrence that cannot be written or a template that
+fails while rendering must not stop anyone else's messages. The work for that one message
+runs in a transaction of its own and is rolled back, the exception is logged with the
+message id, and the message is marked with what went wrong, so its owner sees why it is not
+being sent (`message list`, `message show`, the dashboard, the
+`cadence_messages_needing_attention` metric).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cadence.store.db import session_scope
+from cadence.store.models import Message
+
+log = logging.getLogger("cadence.attention")
+T = TypeVar("T")
+
+# Enough to name the problem; a traceback belongs in the log, not on the message.
+MAX_NOTE = 500
+
+
+def describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text if len(text) <= MAX_NOTE else text[: MAX_NOTE - 1] + "…"
+
+
+def flag(session: Session, message_id: int, problem: str, now: datetime) -> None:
+    """Record `problem` on the message (the latest problem wins)."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(attention=problem[:MAX_NOTE], attention_at=now)
+    )
+
+
+def clear(message: Message) -> None:
+    """An edit is the owner's answer to the problem: the next tick tries again."""
+    message.attention = None
+    message.attention_at = None
+
+
+def isolated(
+    sessions: sessionmaker[Session],
+    message_id: int,
+    doing: str,
+    now: datetime,
+    work: Callable[[Session], T],
+    on_failure: Callable[[Session, str], None] | None = None,
+) -> T | None:
+    """Run `work` in a transaction of its own; if it raises, log it and flag the message.
+
+    Returns what `work` returned, or None when it failed: the caller goes on with the next
+    message. `on_failure` runs beside the flag (to set an occurrence aside, say). A database
+    that is unreachable or locked is everyone's problem, not this message's: that error is
+    raised as it is.
+    """
+    try:
+        with session_scope(sessions) as session:
+            return work(session)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        log.exception("message %d: %s failed", message_id, doing)
+        problem = f"{doing} failed: {describe(exc)}"
+    with session_scope(sessions) as session:
+        flag(session, message_id, problem, now)
+        if on_failure is not None:
+            on_failure(session, problem)
+    return None
+
+
+def needing_attention(session: Session) -> int:
+    """How many messages carry a problem (for the metric)."""
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Message).where(Message.attention.is_not(None))
+        )
+        or 0
+    )
