@@ -221,6 +221,7 @@ def describe(message: Message) -> dict[str, Any]:
         "remind_after_hours": message.remind_after_hours,
         "max_reminders": message.max_reminders,
         "escalate": message.escalate,
+        "attention": message.attention,
     }
 
 

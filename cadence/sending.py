@@ -169,16 +169,16 @@ def send_batch(
             versions[delivery.id] = message.version
             try:
                 by_channel[delivery.channel].append(prepare(delivery, policy, session))
-            except CadenceError as exc:
-                outcomes.append(Outcome.failed(delivery.id, f"cannot personalise: {exc}"))
             except Exception as exc:
                 # A template that breaks at send time fails its own deliveries and flags its
                 # message; the rest of the batch goes out.
-                log.exception(
-                    "delivery %d of message %d cannot be rendered", delivery.id, message.id
-                )
-                outcomes.append(Outcome.failed(delivery.id, f"cannot render: {describe(exc)}"))
-                broken[message.id] = f"rendering failed: {describe(exc)}"
+                if not isinstance(exc, CadenceError):
+                    log.exception(
+                        "delivery %d of message %d: cannot render", delivery.id, message.id
+                    )
+                problem = str(exc) if isinstance(exc, CadenceError) else describe(exc)
+                outcomes.append(Outcome.failed(delivery.id, f"cannot personalise: {problem}"))
+                broken[message.id] = f"rendering failed: {problem}"
     for channel_name, batch in by_channel.items():
         outcomes += _send_through(channels, channel_name, batch)
     bodies = {o.delivery_id: o.body for batch in by_channel.values() for o in batch}

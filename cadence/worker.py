@@ -117,14 +117,9 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
-        beat_schedule={
-            "dispatcher-tick": {
-                "task": TICK_TASK,
-                "schedule": settings.tick_seconds,
-                # A tick that waited longer than two periods is stale; the next one will do.
-                "options": {"expires": settings.tick_seconds * 2},
-            }
-        },
+        # A restart of Redis is a pause: the worker reconnects for as long as it takes.
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
     )
     state = _ProcessState(settings, redis_url)
     policy = policy_from(settings)
@@ -184,6 +179,12 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
         return asdict(result)
 
     return app
+
+
+def request_tick(app: Celery, settings: Settings) -> None:
+    """What the beat does each period. A tick that waited longer than two periods is stale:
+    the next one does its work."""
+    app.send_task(TICK_TASK, expires=settings.tick_seconds * 2)
 
 
 def enqueue_with(app: Celery) -> Enqueue:

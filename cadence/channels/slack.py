@@ -58,23 +58,24 @@ class _Deferred(Exception):
     reason: str
 
 
-# Waits, in seconds, for pacing (Redis) that cannot be reached before the rest of a batch
+# How long pacing (Redis) that cannot be reached is waited for before the rest of a batch
 # is handed back: never post unpaced, never throw away what was already sent.
-PACING_RETRY_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0)
+PACING_PATIENCE = 8.0
 
 
 async def paced(call: Callable[[], T]) -> T:
     """Run a pacing call, waiting out a Redis that is briefly away (a restart)."""
-    for wait in PACING_RETRY_WAITS:
+    deadline = time.monotonic() + PACING_PATIENCE
+    wait = 0.25
+    while True:
         try:
             return call()
         except (redis.RedisError, OSError) as exc:
+            if time.monotonic() + wait > deadline:
+                raise _Deferred(5.0, f"pacing unavailable: {type(exc).__name__}") from exc
             log.warning("pacing unavailable (%s); waiting %.2f s", exc, wait)
             await asyncio.sleep(wait)
-    try:
-        return call()
-    except (redis.RedisError, OSError) as exc:
-        raise _Deferred(5.0, f"pacing unavailable: {type(exc).__name__}") from exc
+            wait = min(2.0, wait * 2)
 
 
 @dataclass
@@ -89,24 +90,35 @@ class _Tokens:
     chunk: int
     left: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Once a request was deferred, those queued behind it are deferred at once too.
+    broken: _Deferred | None = None
 
     async def one(self) -> None:
         async with self.lock:
-            waited = 0.0
+            if self.broken is not None:
+                raise self.broken
+            try:
+                await self._one()
+            except _Deferred as deferred:
+                self.broken = deferred
+                raise
+
+    async def _one(self) -> None:
+        waited = 0.0
+        if self.left:
+            paused = await paced(self.limiter.paused_for)
+            if paused > 0:
+                raise _Deferred(paused, "ratelimited")
+        while self.left == 0:
+            grant = await paced(lambda: self.limiter.take(self.chunk))
+            self.left = grant.granted
             if self.left:
-                paused = await paced(self.limiter.paused_for)
-                if paused > 0:
-                    raise _Deferred(paused, "ratelimited")
-            while self.left == 0:
-                grant = await paced(lambda: self.limiter.take(self.chunk))
-                self.left = grant.granted
-                if self.left:
-                    break
-                if waited + grant.wait > MAX_WAIT:
-                    raise _Deferred(grant.wait, "workspace rate limit")
-                await asyncio.sleep(grant.wait)
-                waited += grant.wait
-            self.left -= 1
+                break
+            if waited + grant.wait > MAX_WAIT:
+                raise _Deferred(grant.wait, "workspace rate limit")
+            await asyncio.sleep(grant.wait)
+            waited += grant.wait
+        self.left -= 1
 
 
 class SlackChannel:

@@ -40,6 +40,7 @@ LIST_COLUMNS = [
     "timezone",
     "audience",
     "channels",
+    "attention",
 ]
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 import typer
 
+from cadence.beat import Beat
 from cadence.beat_lock import BeatLock
 from cadence.broker import redis_client, resolve_redis_url
 from cadence.checks import startup_checks
@@ -19,7 +21,7 @@ from cadence.demo import seed, sent_since
 from cadence.launches import context_from as launch_context
 from cadence.store.db import session_scope, upgrade
 from cadence.supervisor import Supervisor, child_env
-from cadence.worker import make_celery
+from cadence.worker import make_celery, request_tick
 
 LOGLEVEL = typer.Option("INFO", "--loglevel", help="DEBUG, INFO, WARNING or ERROR.")
 
@@ -66,27 +68,24 @@ def worker(
 
 
 def beat(ctx: typer.Context, loglevel: str = LOGLEVEL) -> None:
-    """Run the beat that triggers the dispatcher's tick. Only one runs at a time: a second
-    beat waits on standby and takes over if the first stops."""
+    """Run the beat that triggers the dispatcher's tick. Only one ticks at a time: a second
+    beat waits on standby and takes over if the first stops. A Redis restart is a pause."""
     _logging(loglevel)
     rt = runtime(ctx)
     url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
-    lock = BeatLock(redis_client(url))
-    log = logging.getLogger("cadence.beat")
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         startup_checks(rt.settings, rt.engine, url)
-        lock.wait_acquire(
-            poll=5.0, on_wait=lambda: log.warning("another beat holds the lock; standing by")
-        )
-        lock.keep_renewing(on_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
         app = make_celery(rt.settings, url)
-        app.Beat(
-            scheduler="celery.beat:Scheduler",
-            loglevel=loglevel.upper(),
-            quiet=loglevel.upper() in ("WARNING", "ERROR", "CRITICAL"),
-        ).run()
+        Beat(
+            BeatLock(redis_client(url)),
+            publish=lambda: request_tick(app, rt.settings),
+            tick_seconds=rt.settings.tick_seconds,
+        ).run(stop)
     finally:
-        lock.release()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if owned is not None:
             owned.stop()
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from cadence.broker import redis_client
 from cadence.config import Settings
 from cadence.runtime import Runtime
 from cadence.web.deps import WebDeps
+
+log = logging.getLogger("cadence.web")
 
 
 def build_app(deps: WebDeps) -> FastAPI:
@@ -36,7 +40,12 @@ def create_app(settings: Settings, redis_url: str) -> FastAPI:
     celery = make_celery(settings, redis_url)
 
     def send_task(name: str, args: list[object]) -> None:
-        celery.send_task(name, args=args)
+        # The answer is recorded before this; Redis being away must not turn it into an
+        # error page (a restart of Redis is a pause, not a crash).
+        try:
+            celery.send_task(name, args=args)
+        except Exception:
+            log.exception("could not queue %s %s", name, args)
 
     deps = WebDeps(
         settings=settings,

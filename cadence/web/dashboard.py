@@ -422,6 +422,21 @@ def visible_messages(session: Session, viewer: Viewer) -> list[tuple[int, str]]:
     ]
 
 
+def _needing_attention(session: Session, viewer: Viewer) -> list[dict[str, Any]]:
+    """Messages the viewer may see that are flagged (see cadence.attention)."""
+    flagged = {
+        m.id: m
+        for m in session.scalars(select(Message).where(Message.attention.is_not(None))).all()
+    }
+    if not flagged:
+        return []
+    return [
+        {"id": mid, "title": title, "problem": flagged[mid].attention}
+        for mid, title in visible_messages(session, viewer)
+        if mid in flagged
+    ]
+
+
 def can_see_message(session: Session, viewer: Viewer, message: Message) -> bool:
     scope = viewer.scope
     if scope is None:
@@ -1119,6 +1134,7 @@ def router(deps: WebDeps) -> APIRouter:
                 now = deps.clock()
                 head = overview(session, filters, now, launch_context=launch_ctx)
                 by_message = breakdown(session, "message", filters, now)
+                attention = _needing_attention(session, viewer)
             path = "/dashboard"
             messages = Table(
                 "messages",
@@ -1167,6 +1183,7 @@ def router(deps: WebDeps) -> APIRouter:
                 chart=chart,
                 has_rows=bool(by_message),
                 tables=[messages, launches],
+                attention=attention,
                 as_of=present.when(now),
             )
 
@@ -1197,6 +1214,7 @@ def router(deps: WebDeps) -> APIRouter:
                     else None
                 )
                 title, kind, status = message.title, message.kind, message.status
+                attention = message.attention
                 audience = Audience.from_json(message.audience or {}).describe()
                 allowed = _tree_emails(session, viewer.scope, [r["person"] for r in waiting])
                 waiting = [r for r in waiting if r["person"] in allowed]
@@ -1258,6 +1276,7 @@ def router(deps: WebDeps) -> APIRouter:
                 cards=_headline_cards(head, message_page=True),
                 chart=chart,
                 has_curve=bool(curve),
+                attention=attention,
                 received=received,
                 tables=tables,
                 as_of=present.when(now),

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cadence.attention import needing_attention
 from cadence.store.models import (
     Acknowledgement,
     Delivery,
@@ -81,6 +82,10 @@ class _Families:
             "How long the oldest queued delivery has waited for a worker (0 if none).",
         )
 
+        self.attention = GaugeMetricFamily(
+            "cadence_messages_needing_attention",
+            "Messages that could not be planned, dispatched or rendered (see message show).",
+        )
         self.unsummarised = GaugeMetricFamily(
             "cadence_figure_changes_pending",
             "Changes not yet in the figure summaries (the beat brings them in every tick).",
@@ -93,6 +98,7 @@ class _Families:
             self.repeats,
             self.lag,
             self.oldest_queued,
+            self.attention,
             self.unsummarised,
         ]
 
@@ -149,6 +155,7 @@ class DatabaseCollector(Collector):
                 )
             )
             families.oldest_queued.add_metric([], _seconds_since(now, oldest_queued_at))
+            families.attention.add_metric([], needing_attention(session))
             families.unsummarised.add_metric(
                 [], session.scalar(select(func.count()).select_from(FigureChange)) or 0
             )
