@@ -1,0 +1,154 @@
+"""The beat through Redis restarts, flushes and a second beat: it pauses, never exits, and
+only one ticks. Real Redis; the loop's time is passed in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from cadence.beat import STANDBY_POLL, Beat
+from cadence.beat_lock import BeatLock
+from cadence.broker import EmbeddedRedis, redis_client
+from cadence.config import Settings
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def test_a_beat_ticks_on_time_and_renews_its_lease(redis_url: str) -> None:
+    ticks = Ticks()
+    beat = Beat(BeatLock(redis_client(redis_url), ttl=3), ticks, tick_seconds=2)
+    t = 1000.0
+    for _ in range(20):
+        t += beat.step(t)
+    # 20 steps cover ticks every 2 s and renewals every 1 s, and nothing in between.
+    assert ticks.count >= 5 and beat.state.holding
+    assert redis_client(redis_url).pttl("cadence:beat-lock") > 0
+
+
+def test_after_a_flushall_the_beat_takes_its_lock_again_and_keeps_ticking(
+    redis_url: str,
+) -> None:
+    ticks = Ticks()
+    beat = Beat(BeatLock(redis_client(redis_url), ttl=3), ticks, tick_seconds=1)
+    t = 0.0
+    beat.step(t)
+    assert beat.state.holding and ticks.count == 1
+    redis_client(redis_url).flushall()
+    t += 1.0  # the renewal is due: it is no longer ours
+    beat.step(t)
+    assert not beat.state.holding
+    before = ticks.count
+    for _ in range(6):
+        t += beat.step(t)
+    assert beat.state.holding and ticks.count > before
+
+
+def test_two_beats_never_tick_together_and_the_standby_takes_over(redis_url: str) -> None:
+    first_ticks, second_ticks = Ticks(), Ticks()
+    first = Beat(BeatLock(redis_client(redis_url), ttl=1.5), first_ticks, tick_seconds=0.5)
+    second = Beat(BeatLock(redis_client(redis_url), ttl=1.5), second_ticks, tick_seconds=0.5)
+    start = time.monotonic()
+    while time.monotonic() - start < 1.2:
+        now = time.monotonic()
+        first.step(now)
+        second.step(now)
+        time.sleep(0.05)
+    assert first_ticks.count >= 2 and second_ticks.count == 0
+    assert second.step(time.monotonic()) == STANDBY_POLL
+    # The first beat dies (never renews, never releases): its lease runs out.
+    deadline = time.monotonic() + 5
+    while not second.state.holding:
+        assert time.monotonic() < deadline
+        second.step(time.monotonic())
+        time.sleep(0.1)
+    assert second_ticks.count >= 1
+
+
+def test_a_beat_with_redis_away_waits_instead_of_failing(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    ticks = Ticks()
+    beat = Beat(BeatLock(redis_client(server.url), ttl=3), ticks, tick_seconds=1)
+    try:
+        t = 0.0
+        beat.step(t)
+        assert beat.state.holding
+        server.stop()
+        t += 1.0
+        assert beat.step(t) == STANDBY_POLL  # renewal failed: stop ticking, wait
+        assert not beat.state.holding
+        stopped_at = ticks.count
+        assert beat.step(t + STANDBY_POLL) == STANDBY_POLL  # still away: still waiting
+        assert ticks.count == stopped_at
+        server.start()
+        t += 2 * STANDBY_POLL
+        beat.step(t)
+        assert beat.state.holding and ticks.count == stopped_at + 1
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_cadence_beat_keeps_ticking_through_a_redis_restart(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    env = dict(os.environ)
+    env.update(
+        CADENCE_DATABASE_URL=settings.database_url,
+        CADENCE_STATE_DIR=str(tmp_path / "state"),
+        CADENCE_REDIS_URL=server.url,
+        CADENCE_TICK_SECONDS="0.5",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cadence", "beat", "--loglevel=INFO"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def queued() -> int:
+        try:
+            return int(redis_client(server.url, timeout=1).llen("celery"))
+        except (redis.RedisError, OSError):
+            return -1
+
+    def wait_for_ticks(what: str) -> None:
+        deadline = time.monotonic() + 30
+        while queued() < 2:
+            assert proc.poll() is None, f"beat exited {what}: {proc.communicate()[1]}"
+            assert time.monotonic() < deadline, f"no ticks {what}"
+            time.sleep(0.1)
+
+    try:
+        wait_for_ticks("at first")
+        server.stop()  # a restart: everything in Redis is gone, the lock included
+        time.sleep(3)
+        assert proc.poll() is None, "beat exited when Redis went away"
+        server.start()
+        wait_for_ticks("after Redis came back")
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        server.stop()
+    assert proc.returncode == 0, err
+    assert "holding the beat lock" in err
