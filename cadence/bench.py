@@ -59,13 +59,13 @@ class Environment:
     standin: SlackStandInProcess
 
 
-def seed_people(rt: Runtime, people: int, now: datetime) -> None:
-    """`people` staff written in bulk, each with a Slack id."""
+def seed_people(rt: Runtime, people: int, now: datetime, with_slack: bool = True) -> None:
+    """`people` staff written in bulk, each with a Slack id unless `with_slack` is off."""
     rows = [
         {
             "email": f"p{i:07d}@example.com",
             "name": f"Person {i}",
-            "slack_user_id": f"U{i:09d}",
+            "slack_user_id": f"U{i:09d}" if with_slack else None,
             "timezone": "UTC",
             "active": True,
             "created_at": now,
@@ -78,7 +78,13 @@ def seed_people(rt: Runtime, people: int, now: datetime) -> None:
             session.execute(insert(Person), rows[start : start + 5000])
 
 
-def _add_occurrence(rt: Runtime, audience: dict[str, Any], now: datetime, title: str) -> int:
+def add_occurrence(
+    rt: Runtime,
+    audience: dict[str, Any],
+    now: datetime,
+    title: str,
+    channels: list[str] | None = None,
+) -> int:
     with session_scope(rt.sessions) as session:
         message = Message(
             kind="core",
@@ -86,7 +92,7 @@ def _add_occurrence(rt: Runtime, audience: dict[str, Any], now: datetime, title:
             body=BODY,
             status="active",
             audience=audience,
-            channels=["slack"],
+            channels=channels or ["slack"],
             created_at=now,
             updated_at=now,
         )
@@ -279,12 +285,12 @@ def fanout(
                 ceiling = asyncio.run(_ceiling(standin.base_url, recipients, 32))
                 result["ceiling_per_second"] = round(ceiling, 1)
                 standin.reset()
-                real_id = _add_occurrence(rt, {"everyone": True}, now, "fan-out")
+                real_id = add_occurrence(rt, {"everyone": True}, now, "fan-out")
                 real = _run_path(env, real_id, recipients, fast_env, concurrency, pool, timeout)
                 result["cadence"] = real
                 naive_n = min(naive_recipients, recipients)
                 naive_people = [f"p{i:07d}@example.com" for i in range(naive_n)]
-                naive_id = _add_occurrence(
+                naive_id = add_occurrence(
                     rt, {"everyone": False, "people": naive_people}, now, "naive"
                 )
                 naive_env = {**fast_env, "CADENCE_BATCH_SIZE": "1"}
@@ -304,7 +310,7 @@ def fanout(
                     "CADENCE_SLACK_RATE_PER_MINUTE": str(rate_per_minute),
                     "CADENCE_SLACK_BURST": "5",
                 }
-                real_id = _add_occurrence(rt, {"everyone": True}, now, "paced")
+                real_id = add_occurrence(rt, {"everyone": True}, now, "paced")
                 real = _run_path(env, real_id, recipients, limited_env, concurrency, pool, timeout)
                 stats = standin.stats()
                 allowed = 1.05 * recipients / (rate_per_minute / 60.0)

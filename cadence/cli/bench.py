@@ -39,6 +39,38 @@ def fanout(
     typer.echo(json.dumps(result, indent=2))
 
 
+@bench_app.command("faults")
+def faults(
+    recipients: int = typer.Option(2000, "--recipients", min=10, max=100_000),
+    scenario: list[str] = typer.Option(
+        [], "--scenario", help="Run only this scenario (repeatable); default: all of them."
+    ),
+    database_url: str | None = typer.Option(
+        None, "--database-url", help="A PostgreSQL URL to run on (a scratch schema is used)."
+    ),
+    timeout: float = typer.Option(600.0, "--timeout", min=10, help="Seconds per scenario."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """Fan-outs under the faults the world produces (Slack 429/5xx/late answers, Redis
+    restarted or flushed, the worker killed, two beats, SMTP 451s and drops): who was lost,
+    who got it twice, requests per delivery and time to settle. Exits 1 if anyone was."""
+    from cadence.bench_faults import NAMES, table
+    from cadence.bench_faults import faults as run
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("choose table or json", param_hint="--format")
+    unknown = sorted(set(scenario) - set(NAMES))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown {', '.join(unknown)}; choose from {', '.join(NAMES)}",
+            param_hint="--scenario",
+        )
+    result = run(recipients, tuple(scenario) or NAMES, database_url, timeout)
+    typer.echo(json.dumps(result, indent=2) if fmt == "json" else table(result))
+    if any(r["lost"] or r["twice"] or not r["settled"] for r in result["scenarios"]):
+        raise typer.Exit(1)
+
+
 @bench_app.command("acks")
 def acks(
     clicks: int = typer.Option(2000, "--clicks", min=1, max=1_000_000),

@@ -415,6 +415,12 @@ class SmtpStandIn:
         with self._lock:
             self._faults.append(fault)
 
+    @property
+    def faults_waiting(self) -> int:
+        """Faults given with `fail_next` that have not been used yet."""
+        with self._lock:
+            return sum(f.count for f in self._faults)
+
     def reset(self) -> None:
         """Forget received messages and pending faults."""
         with self._lock:
