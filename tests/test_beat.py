@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -16,6 +17,7 @@ from cadence.beat import STANDBY_POLL, Beat
 from cadence.beat_lock import BeatLock
 from cadence.broker import EmbeddedRedis, redis_client
 from cadence.config import Settings
+from tests.test_web import free_port
 
 
 class Ticks:
@@ -152,3 +154,51 @@ def test_cadence_beat_keeps_ticking_through_a_redis_restart(
         server.stop()
     assert proc.returncode == 0, err
     assert "holding the beat lock" in err
+
+
+@pytest.mark.slow
+def test_cadence_up_keeps_running_through_a_redis_restart(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    env = dict(os.environ)
+    env.update(
+        CADENCE_DATABASE_URL=settings.database_url,
+        CADENCE_STATE_DIR=str(tmp_path / "state"),
+        CADENCE_REDIS_URL=server.url,
+        CADENCE_TICK_SECONDS="0.5",
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cadence", "up", "--duration", "25", f"--port={port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _answers(f"http://127.0.0.1:{port}/health"):
+            assert proc.poll() is None and time.monotonic() < deadline, "cadence up did not start"
+            time.sleep(0.2)
+        server.stop()
+        time.sleep(4)
+        assert proc.poll() is None, "cadence up stopped when Redis went away"
+        server.start()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        server.stop()
+    # It ran its whole duration: no process exited on its own.
+    assert proc.returncode == 0, err
+    assert "stopping: duration reached" in err
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code in (200, 503)
+    except httpx.HTTPError:
+        return False
