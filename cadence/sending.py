@@ -182,21 +182,19 @@ def send_batch(
     for channel_name, batch in by_channel.items():
         outcomes += _send_through(channels, channel_name, batch)
     bodies = {o.delivery_id: o.body for batch in by_channel.values() for o in batch}
-    _record_durably(sessions, outcomes, bodies, versions, policy, now, report, broken)
+
+    def write(session: Session) -> None:
+        record(session, outcomes, bodies, versions, policy, now, report)
+        for message_id, problem in broken.items():
+            flag(session, message_id, problem, now)
+
+    durably(sessions, write, f"{len(outcomes)} answers")
     return report
 
 
-def _record_durably(
-    sessions: sessionmaker[Session],
-    outcomes: Sequence[Outcome],
-    bodies: dict[int, str],
-    versions: dict[int, int],
-    policy: SendPolicy,
-    now: datetime,
-    report: SendReport,
-    broken: dict[int, str],
-) -> None:
-    """Write the answers, waiting out a database that is briefly away (a failover, a lock).
+def durably(sessions: sessionmaker[Session], write: Callable[[Session], None], what: str) -> None:
+    """Run `write` in a transaction, waiting out a database that is briefly away (a
+    failover, a lock).
 
     If it stays away, the deliveries stay `sending`; `requeue_stuck` takes them back as
     maybe-sent, so what went out is found in the DM history instead of being sent again.
@@ -204,14 +202,12 @@ def _record_durably(
     for wait in (*RECORD_RETRY_WAITS, None):
         try:
             with session_scope(sessions) as session:
-                record(session, outcomes, bodies, versions, policy, now, report)
-                for message_id, problem in broken.items():
-                    flag(session, message_id, problem, now)
+                write(session)
             return
         except DBAPIError:
             if wait is None:
                 raise
-            log.warning("could not record %d answers; trying again in %.0f s", len(outcomes), wait)
+            log.warning("could not record %s; trying again in %.0f s", what, wait)
             time.sleep(wait)
 
 

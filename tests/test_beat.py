@@ -102,12 +102,7 @@ def test_a_beat_with_redis_away_waits_instead_of_failing(tmp_path: Path) -> None
         server.stop()
 
 
-@pytest.mark.slow
-def test_cadence_beat_keeps_ticking_through_a_redis_restart(
-    settings: Settings, tmp_path: Path
-) -> None:
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
+def process_env(settings: Settings, tmp_path: Path, server: EmbeddedRedis) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         CADENCE_DATABASE_URL=settings.database_url,
@@ -115,6 +110,16 @@ def test_cadence_beat_keeps_ticking_through_a_redis_restart(
         CADENCE_REDIS_URL=server.url,
         CADENCE_TICK_SECONDS="0.5",
     )
+    return env
+
+
+@pytest.mark.slow
+def test_cadence_beat_keeps_ticking_through_a_redis_restart(
+    settings: Settings, tmp_path: Path
+) -> None:
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    env = process_env(settings, tmp_path, server)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cadence", "beat", "--loglevel=INFO"],
         env=env,
@@ -162,13 +167,7 @@ def test_cadence_up_keeps_running_through_a_redis_restart(
 ) -> None:
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
-    env = dict(os.environ)
-    env.update(
-        CADENCE_DATABASE_URL=settings.database_url,
-        CADENCE_STATE_DIR=str(tmp_path / "state"),
-        CADENCE_REDIS_URL=server.url,
-        CADENCE_TICK_SECONDS="0.5",
-    )
+    env = process_env(settings, tmp_path, server)
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cadence", "up", "--duration", "25", f"--port={port}"],

@@ -21,6 +21,7 @@ from cadence.config import Settings
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence
 from cadence.testing.slack_standin import SlackStandIn
+from cadence.testing.smtp_standin import SmtpStandIn
 from tests import factories as f
 from tests.conftest import CliResult
 from tests.test_channels import NINE, TOKEN, Sender, deliveries, seed
@@ -305,3 +306,28 @@ def test_flagged_messages_show_in_the_cli_and_the_metric(
     assert shown.code == 0 and "planning failed" in shown.out
     listed = cli("message", "list", "--format", "json")
     assert "planning failed" in listed.out
+
+
+def test_email_left_untried_after_two_drops_keeps_its_attempts(
+    settings: Settings, session: Session, slack: SlackStandIn
+) -> None:
+    with SmtpStandIn() as smtp:
+        rt = Runtime(
+            wire(settings, slack, smtp_url=smtp.url, email_from="Comms <comms@example.com>")
+        )
+        sender = Sender(rt)
+        try:
+            seed(session, people=[{"email": f"e{i}@example.com"} for i in range(5)],
+                 channels=["email"])  # fmt: skip
+            smtp.fail_next("DATA", drop=True)
+            smtp.fail_next("DATA", drop=True)
+            report = sender.send(sender.dispatch(NINE), NINE)
+            assert report.retrying == 5 and report.sent == 0
+            by_attempts = sorted(d.attempts for d in deliveries(session))
+            # Two were tried (and dropped); three were never tried and wait, keeping theirs.
+            assert by_attempts == [0, 0, 0, 1, 1]
+            settle(sender, session)
+            got = sorted(r for mail in smtp.messages for r in mail.rcpt_tos)
+            assert got == [f"e{i}@example.com" for i in range(5)]
+        finally:
+            rt.engine.dispose()

@@ -160,10 +160,10 @@ class EmailChannel:
                     smtp.close()
             reconnects += 1
             if pending and reconnects > 1:
+                # The rest were never tried: they wait for the next batch, keeping their
+                # attempts.
                 reason = "SMTP connection lost twice in one batch"
-                return outcomes + [
-                    Outcome.retry(i.delivery_id, backoff(i.attempt), reason) for i in pending
-                ]
+                return outcomes + [Outcome.defer(i.delivery_id, 5.0, reason) for i in pending]
         return outcomes
 
     def _send_one(self, smtp: smtplib.SMTP, item: Outgoing) -> Outcome:
