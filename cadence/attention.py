@@ -15,8 +15,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError, PendingRollbackError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from cadence.store.db import session_scope
@@ -32,6 +33,10 @@ MAX_NOTE = 500
 def describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip()
     return text if len(text) <= MAX_NOTE else text[: MAX_NOTE - 1] + "…"
+
+
+# What `isolated(..., "planning", ...)` writes first.
+PLANNING_FAILED = "planning failed"
 
 
 def flag(session: Session, message_id: int, problem: str, now: datetime) -> None:
@@ -61,14 +66,15 @@ def isolated(
 
     Returns what `work` returned, or None when it failed: the caller goes on with the next
     message. `on_failure` runs beside the flag (to set an occurrence aside, say). A database
-    that is unreachable or locked is everyone's problem, not this message's: that error is
-    raised as it is.
+    that is unreachable, locked, timed out or deadlocked is nobody's fault in particular:
+    the work is only rolled back and logged, and the next tick tries it again.
     """
     try:
         with session_scope(sessions) as session:
             return work(session)
-    except (OperationalError, InterfaceError):
-        raise
+    except (OperationalError, InterfaceError, PoolTimeout, PendingRollbackError):
+        log.warning("message %d: %s met a database problem; tried again later", message_id, doing)
+        return None
     except Exception as exc:
         log.exception("message %d: %s failed", message_id, doing)
         problem = f"{doing} failed: {describe(exc)}"
@@ -77,6 +83,17 @@ def isolated(
         if on_failure is not None:
             on_failure(session, problem)
     return None
+
+
+def planning_failed_recently(since: datetime) -> ColumnElement[bool]:
+    """Messages whose planning failed after `since`: not planned again until an edit or a
+    later try (planning them every tick would only log the same exception)."""
+    return and_(
+        Message.attention.is_not(None),
+        Message.attention_at.is_not(None),
+        Message.attention.startswith(PLANNING_FAILED),
+        Message.attention_at > since,
+    )
 
 
 def needing_attention(session: Session) -> int:

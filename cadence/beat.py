@@ -74,6 +74,11 @@ class Beat:
                 return STANDBY_POLL
             state.next_renew = now + self.lock.ttl / 3
         if now >= state.next_tick:
+            if not self.lock.owned():
+                # Flushed or taken over since the last renewal: a standby may tick now.
+                log.warning("the beat lock is no longer ours; standing by")
+                state.holding = False
+                return STANDBY_POLL
             state.next_tick = now + self.tick_seconds
             try:
                 self.publish()

@@ -28,8 +28,20 @@ class BeatLock:
         self._stop = threading.Event()
 
     def try_acquire(self) -> bool:
-        """Take the lock if nobody holds it; False if someone does (raises if Redis is away)."""
+        """Take the lock if nobody holds it, or find it still ours after a renewal that
+        failed on a blip; False if someone else holds it (raises if Redis is away)."""
+        if self._lock.local.token is not None:
+            with contextlib.suppress(LockError):
+                self._lock.reacquire()
+                return True
         return bool(self._lock.acquire(blocking=False))
+
+    def owned(self) -> bool:
+        """Whether the lease is still ours right now (False if Redis cannot say)."""
+        try:
+            return bool(self._lock.owned())
+        except REDIS_ERRORS:
+            return False
 
     def wait_acquire(self, poll: float, on_wait: Callable[[], None] | None = None) -> None:
         """Block until the lock is ours, calling `on_wait` once if someone else holds it."""

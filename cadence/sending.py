@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
 from cadence.attention import describe, flag
@@ -153,6 +153,7 @@ def send_batch(
     now: datetime,
 ) -> SendReport:
     report = SendReport()
+    started = time.monotonic()
     with session_scope(sessions) as session:
         mine = take(session, delivery_ids, now)
     report.taken = len(mine)
@@ -169,6 +170,9 @@ def send_batch(
             versions[delivery.id] = message.version
             try:
                 by_channel[delivery.channel].append(prepare(delivery, policy, session))
+            except SQLAlchemyError:
+                # The database, not the template: the rows stay `sending` and come back.
+                raise
             except Exception as exc:
                 # A template that breaks at send time fails its own deliveries and flags its
                 # message; the rest of the batch goes out.
@@ -182,14 +186,20 @@ def send_batch(
     for channel_name, batch in by_channel.items():
         outcomes += _send_through(channels, channel_name, batch)
     bodies = {o.delivery_id: o.body for batch in by_channel.values() for o in batch}
+    # Retry times count from when the answers came, not from when the batch began.
+    answered_at = now + timedelta(seconds=time.monotonic() - started)
+    written = SendReport()
 
     def write(session: Session) -> None:
-        record(session, outcomes, bodies, versions, policy, now, report)
+        nonlocal written
+        written = SendReport()  # a try that failed counts nothing
+        record(session, outcomes, bodies, versions, policy, now, written, answered_at)
         for message_id, problem in broken.items():
             flag(session, message_id, problem, now)
 
     durably(sessions, write, f"{len(outcomes)} answers")
-    return report
+    written.taken = report.taken
+    return written
 
 
 def durably(sessions: sessionmaker[Session], write: Callable[[Session], None], what: str) -> None:
@@ -204,7 +214,7 @@ def durably(sessions: sessionmaker[Session], write: Callable[[Session], None], w
             with session_scope(sessions) as session:
                 write(session)
             return
-        except DBAPIError:
+        except (OperationalError, InterfaceError):
             if wait is None:
                 raise
             log.warning("could not record %s; trying again in %.0f s", what, wait)
@@ -241,8 +251,13 @@ def record(
     policy: SendPolicy,
     now: datetime,
     report: SendReport,
+    answered_at: datetime | None = None,
 ) -> None:
-    """Write every answer back in a few bulk statements, with fallbacks and learned ids."""
+    """Write every answer back in a few bulk statements, with fallbacks and learned ids.
+
+    Only rows still `sending` under this batch's take (`attempted_at == now`) are written:
+    if the batch outlived `stuck_after` and another worker took them back, its answers win.
+    """
     if not outcomes:
         return
     rows = {
@@ -289,7 +304,7 @@ def record(
             retry.append(
                 {
                     "b_id": delivery.id,
-                    "b_retry_at": now + delay,
+                    "b_retry_at": (answered_at or now) + delay,
                     "b_error": reason,
                     "b_attempts": max(0, attempts),
                     # Once it may have gone out, it stays "may have" until it is found or sent.
@@ -305,7 +320,11 @@ def record(
         if reason:
             key = reason.split(":")[0]
             report.reasons[key] = report.reasons.get(key, 0) + 1
-    ours = and_(Delivery.id == bindparam("b_id"), Delivery.status == DeliveryStatus.SENDING.value)
+    ours = and_(
+        Delivery.id == bindparam("b_id"),
+        Delivery.status == DeliveryStatus.SENDING.value,
+        Delivery.attempted_at == now,
+    )
     table = cast(Table, Delivery.__table__)
     if sent:
         session.execute(

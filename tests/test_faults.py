@@ -331,3 +331,34 @@ def test_email_left_untried_after_two_drops_keeps_its_attempts(
             assert got == [f"e{i}@example.com" for i in range(5)]
         finally:
             rt.engine.dispose()
+
+
+def test_a_batch_that_outlived_its_claim_does_not_overwrite_the_new_one(
+    sender: Sender, session: Session, slack: SlackStandIn
+) -> None:
+    from cadence.channels.base import Outcome
+    from cadence.sending import SendReport, record, take
+    from cadence.worker import send_policy_from
+
+    seed(session, people=people(1), channels=["slack"])
+    [delivery_id] = sender.dispatch(NINE)
+    first = NINE
+    assert take(session, [delivery_id], first) == [delivery_id]
+    # stuck_after passed: the tick handed it back and another worker took it.
+    session.execute(
+        update(Delivery).where(Delivery.id == delivery_id).values(status="queued", maybe_sent=True)
+    )
+    second = NINE + timedelta(minutes=6)
+    assert take(session, [delivery_id], second) == [delivery_id]
+    session.commit()
+    # The first batch's late answer finds the row no longer its own.
+    report = SendReport()
+    policy = send_policy_from(sender.rt.settings)
+    record(session, [Outcome.retry(delivery_id, 5, "late")], {}, {}, policy, first, report)
+    session.commit()
+    [row] = deliveries(session)
+    assert row.status == DeliveryStatus.SENDING.value and row.attempts == 2
+    record(session, [Outcome.sent(delivery_id, "1.2", "DU0000")], {}, {}, policy, second, report)
+    session.commit()
+    [row] = deliveries(session)
+    assert row.status == DeliveryStatus.SENT.value and row.provider_id == "1.2"

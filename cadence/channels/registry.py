@@ -33,6 +33,7 @@ def make_channel(name: str, settings: Settings, redis_url: str | None) -> Channe
                 api_url=settings.slack_api_url,
                 concurrency=settings.slack_concurrency,
                 timeout=settings.slack_timeout_seconds,
+                deadline=min(120.0, settings.stuck_after_seconds / 2),
             ),
             WorkspaceLimiter(client, "slack", settings.slack_rate_per_minute, settings.slack_burst),
             ChannelSpacing(client, settings.slack_channel_gap_seconds),

@@ -50,6 +50,9 @@ class SlackConfig:
     concurrency: int = 32
     timeout: float = 10.0
     max_lookups: int = 20  # users.lookupByEmail is Tier 3: a few per batch at most
+    # Nothing new is started after this many seconds: the rest of the batch is handed back
+    # well before `stuck_after`, so no other worker takes it while this one still posts.
+    deadline: float = 120.0
 
 
 @dataclass
@@ -69,7 +72,9 @@ async def paced(call: Callable[[], T]) -> T:
     wait = 0.25
     while True:
         try:
-            return call()
+            # In a thread: a Redis that does not answer must not stall the replies to
+            # posts already in flight on this loop.
+            return await asyncio.to_thread(call)
         except (redis.RedisError, OSError) as exc:
             if time.monotonic() + wait > deadline:
                 raise _Deferred(5.0, f"pacing unavailable: {type(exc).__name__}") from exc
@@ -153,9 +158,14 @@ class SlackChannel:
 
     async def _send_with(self, client: AsyncWebClient, batch: Sequence[Outgoing]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
+        deadline = time.monotonic() + self.config.deadline
+        out_of_time = _Deferred(1.0, "batch out of time")
         user_ids, learned = await self._resolve(client, batch, outcomes)
         ready = [o for o in batch if o.delivery_id not in outcomes]
         for item in [o for o in ready if o.maybe_sent]:
+            if time.monotonic() > deadline:
+                outcomes[item.delivery_id] = _deferred(item, out_of_time)
+                continue
             found = await self._already_posted(client, item, user_ids[item.delivery_id])
             if found is not None:
                 outcomes[item.delivery_id] = found
@@ -186,6 +196,8 @@ class SlackChannel:
                 except Exception as exc:  # nothing was posted: hand it back untried
                     log.exception("pacing failed before delivery %d", item.delivery_id)
                     stop.append(_Deferred(5.0, f"pacing failed: {type(exc).__name__}"))
+                if time.monotonic() > deadline and not stop:
+                    stop.append(out_of_time)
                 # Checked after the wait for a token too: a 429 may have come meanwhile.
                 if stop:
                     outcomes[item.delivery_id] = _deferred(item, stop[0])
@@ -253,10 +265,11 @@ class SlackChannel:
             return Outcome.defer(item.delivery_id, retry_after, "ratelimited")
         if status >= 500 or error in (None, "internal_error", "fatal_error", "service_unavailable",
                                        "request_timeout"):  # fmt: skip
-            # A 5xx can come after Slack accepted the post (a proxy timing out behind it).
+            # A 5xx can come after Slack accepted the post (a proxy timing out behind it):
+            # give it a timeout's time to land before looking.
             return Outcome.retry(
                 item.delivery_id,
-                backoff(item.attempt),
+                max(backoff(item.attempt), self.config.timeout),
                 f"Slack answered {status} {error or ''}".strip(),
                 maybe_sent=True,
             )

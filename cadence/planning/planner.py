@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cadence.attention import isolated
+from cadence.attention import isolated, planning_failed_recently
 from cadence.audience import Audience, audience_zones
 from cadence.planning.recurrence import expand, parse_rule, zone
 from cadence.store.bulk import insert_ignoring_duplicates
@@ -32,8 +32,8 @@ def plan(sessions: sessionmaker[Session], now: datetime, horizon: timedelta, org
     A cadence is re-planned once half its horizon has passed, or at once after
     `invalidate`. Each cadence is planned in a transaction of its own: one whose planning
     raises is rolled back and its message flagged (see cadence.attention), it is tried again
-    after half a horizon or an edit, and every other cadence is planned as usual. Returns
-    the number of new occurrences.
+    after half a horizon or an edit (nothing of its plan is skipped meanwhile), and every
+    other cadence is planned as usual. Returns the number of new occurrences.
     """
     refresh_before = now + horizon / 2
     with session_scope(sessions) as session:
@@ -43,6 +43,7 @@ def plan(sessions: sessionmaker[Session], now: datetime, horizon: timedelta, org
             .where(Message.status == MessageStatus.ACTIVE.value)
             .where(Message.kind == MessageKind.CORE.value)
             .where(or_(Cadence.planned_until.is_(None), Cadence.planned_until < refresh_before))
+            .where(~planning_failed_recently(now - horizon / 2))
         ).all()
     created = 0
     for cadence_id, message_id in due:
@@ -53,13 +54,7 @@ def plan(sessions: sessionmaker[Session], now: datetime, horizon: timedelta, org
                 return 0
             return plan_cadence(session, cadence, now, now + horizon, org_zone)
 
-        def wait(session: Session, _problem: str, cadence_id: int = cadence_id) -> None:
-            # Half a horizon (or an edit) before trying again.
-            session.execute(
-                update(Cadence).where(Cadence.id == cadence_id).values(planned_until=now + horizon)
-            )
-
-        created += isolated(sessions, message_id, "planning", now, work, wait) or 0
+        created += isolated(sessions, message_id, "planning", now, work) or 0
     return created
 
 

@@ -128,6 +128,9 @@ class Fault:
     method: str | None = None
     late: float | None = None
     retry_after: float | None = None
+    # With `status`: handle the call first, then answer with the status (a gateway that
+    # gave up on an answer Slack was about to give: the message was posted).
+    accept: bool = False
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -147,7 +150,7 @@ class Fault:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
         unknown = set(data) - {
-            "count", "status", "stall", "error", "method", "late", "retry_after"
+            "count", "status", "stall", "error", "method", "late", "retry_after", "accept"
         }  # fmt: skip
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
@@ -163,6 +166,7 @@ class Fault:
             method=None if data.get("method") is None else str(data["method"]),
             late=number("late"),
             retry_after=number("retry_after"),
+            accept=bool(data.get("accept", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -593,7 +597,7 @@ class SlackWorkspace:
                 self._ratelimited += 1
                 after = str(max(1, math.ceil(fault.retry_after or 1)))
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": after}
-            elif fault.status is not None:
+            elif fault.status is not None and not fault.accept:
                 return fault.status, {"ok": False, "error": "internal_error"}, None
         if not token:
             return _error("not_authed")
@@ -613,6 +617,8 @@ class SlackWorkspace:
         answer = handler(params)
         if fault is not None and fault.late is not None:
             await self._stall(fault.late)  # done already; the answer is what is late
+        if fault is not None and fault.accept and fault.status is not None:
+            return fault.status, {"ok": False, "error": "internal_error"}, None
         return answer
 
     def _draw_chaos(self, method: str) -> Fault | None:
