@@ -1,7 +1,7 @@
 """Rendering Cadence's own templates in `templates/` (Slack blocks, emails, the log line).
 
 These templates are ours, so they use a plain Jinja2 environment; message bodies written by
-users go through `cadence.personalise` instead. `.html` templates are autoescaped.
+users go through `cadence.messages.personalise` instead. `.html` templates are autoescaped.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from cadence.ack_followups import (
+from cadence.answers.followups import (
     FORWARD_QUESTION_TASK,
     SLACK_UPDATE_TASK,
     TryLater,
@@ -24,15 +24,15 @@ from cadence.ack_followups import (
     smtp_config,
     update_slack_message,
 )
-from cadence.broker import celery_url
-from cadence.channels.base import Channel
-from cadence.channels.registry import make_channel
 from cadence.clock import utcnow
 from cadence.config import Settings
-from cadence.dispatch import DispatchPolicy, Enqueue, tick
+from cadence.delivery.broker import celery_url
+from cadence.delivery.channels.base import Channel
+from cadence.delivery.channels.registry import make_channel
+from cadence.delivery.dispatch import DispatchPolicy, Enqueue, tick
+from cadence.delivery.sending import SendPolicy, send_batch
 from cadence.planning.followups import WorkingHours
 from cadence.runtime import Runtime
-from cadence.sending import SendPolicy, send_batch
 from cadence.store.db import session_scope
 
 log = logging.getLogger("cadence.worker")

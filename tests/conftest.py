@@ -17,8 +17,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from cadence.broker import EmbeddedRedis, redis_client
 from cadence.config import Settings
+from cadence.delivery.broker import EmbeddedRedis, redis_client
 from cadence.runtime import Runtime
 from cadence.store.db import make_engine, upgrade
 from cadence.store.models import Base

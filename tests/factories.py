@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session
 
-from cadence.audience import Audience
-from cadence.messages import CadenceSpec, CoreMessageSpec, add_core_message
+from cadence.directory.audience import Audience
+from cadence.messages.core import CadenceSpec, CoreMessageSpec, add_core_message
 from cadence.store.models import Message, Person, Team
 
 T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)

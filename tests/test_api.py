@@ -18,10 +18,10 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cadence import api_tokens
-from cadence.broker import redis_client
+from cadence.access import api_tokens
 from cadence.config import Settings
-from cadence.dispatch import DispatchPolicy, tick
+from cadence.delivery.broker import redis_client
+from cadence.delivery.dispatch import DispatchPolicy, tick
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, Message, Occurrence, Person, User
 from cadence.web.deps import WebDeps

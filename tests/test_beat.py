@@ -13,10 +13,10 @@ import httpx
 import pytest
 import redis
 
-from cadence.beat import STANDBY_POLL, Beat
-from cadence.beat_lock import BeatLock
-from cadence.broker import EmbeddedRedis, redis_client
 from cadence.config import Settings
+from cadence.delivery.beat import STANDBY_POLL, Beat
+from cadence.delivery.beat_lock import BeatLock
+from cadence.delivery.broker import EmbeddedRedis, redis_client
 from tests.test_web import free_port
 
 

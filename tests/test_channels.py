@@ -12,19 +12,19 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cadence.audience import Audience
-from cadence.broker import redis_client
-from cadence.channels.base import Channel
-from cadence.channels.registry import make_channel
+from cadence.answers.tokens import read_ack_token
+from cadence.bench.slack_standin import SlackStandIn, SlackUser
+from cadence.bench.smtp_standin import SmtpStandIn
 from cadence.config import Settings
-from cadence.dispatch import tick
-from cadence.pacing import WorkspaceLimiter
+from cadence.delivery.broker import redis_client
+from cadence.delivery.channels.base import Channel
+from cadence.delivery.channels.registry import make_channel
+from cadence.delivery.dispatch import tick
+from cadence.delivery.pacing import WorkspaceLimiter
+from cadence.delivery.sending import SendReport, send_batch
+from cadence.directory.audience import Audience
 from cadence.runtime import Runtime
-from cadence.sending import SendReport, send_batch
 from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence, Person
-from cadence.testing.slack_standin import SlackStandIn, SlackUser
-from cadence.testing.smtp_standin import SmtpStandIn
-from cadence.tokens import read_ack_token
 from cadence.worker import policy_from, send_policy_from
 from tests import factories as f
 

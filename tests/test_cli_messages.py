@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cadence.dispatch import tick
+from cadence.delivery.dispatch import tick
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, Message, Occurrence, OccurrenceStatus
 from cadence.worker import policy_from

@@ -20,10 +20,11 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session
 
-from cadence.audience import Audience
-from cadence.broker import redis_client
+from cadence.access.users import create_user
 from cadence.config import Settings
-from cadence.launches import LaunchContext, LaunchSpec, add_launch
+from cadence.delivery.broker import redis_client
+from cadence.directory.audience import Audience
+from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch
 from cadence.planning.followups import WorkingHours
 from cadence.runtime import Runtime
 from cadence.store.db import session_scope
@@ -36,7 +37,6 @@ from cadence.store.models import (
     OccurrenceStatus,
     Person,
 )
-from cadence.users import create_user
 from cadence.web.dashboard import CSRF_COOKIE, SESSION_COOKIE
 from cadence.web.deps import WebDeps
 from tests import factories as f

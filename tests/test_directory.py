@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from cadence.directory import (
+from cadence.directory.people import (
     DirectoryRow,
     StoredPerson,
     import_directory,

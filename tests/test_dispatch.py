@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cadence import summaries
-from cadence.audience import Audience
-from cadence.dispatch import DispatchPolicy, tick
-from cadence.messages import pause, resume
+from cadence.delivery.dispatch import DispatchPolicy, tick
+from cadence.directory.audience import Audience
+from cadence.figures import summaries
+from cadence.messages.core import pause, resume
 from cadence.runtime import Runtime
 from cadence.store.models import (
     Delivery,
@@ -249,7 +249,7 @@ def test_stuck_queued_delivery_is_requeued_once(runtime: Runtime, session: Sessi
 def test_occurrence_left_half_written_by_a_crashed_tick_is_finished_once(
     runtime: Runtime, session: Session
 ) -> None:
-    from cadence.dispatch import claim_due, write_deliveries
+    from cadence.delivery.dispatch import claim_due, write_deliveries
 
     for name in ("a", "b", "c"):
         f.person(session, f"{name}@example.com")

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from cadence.bench_faults import NAMES, faults
+from cadence.bench.faults import NAMES, faults
 from tests.conftest import PG_URL
 
 

@@ -15,13 +15,13 @@ from slack_sdk import WebClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cadence.audience import Audience
-from cadence.broker import EmbeddedRedis
+from cadence.bench.slack_standin import SlackStandIn
+from cadence.bench.smtp_standin import SmtpStandIn
 from cadence.config import Settings
+from cadence.delivery.broker import EmbeddedRedis
+from cadence.directory.audience import Audience
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence
-from cadence.testing.slack_standin import SlackStandIn
-from cadence.testing.smtp_standin import SmtpStandIn
 from tests import factories as f
 from tests.conftest import CliResult
 from tests.test_channels import NINE, TOKEN, Sender, deliveries, seed
@@ -336,8 +336,8 @@ def test_email_left_untried_after_two_drops_keeps_its_attempts(
 def test_a_batch_that_outlived_its_claim_does_not_overwrite_the_new_one(
     sender: Sender, session: Session, slack: SlackStandIn
 ) -> None:
-    from cadence.channels.base import Outcome
-    from cadence.sending import SendReport, record, take
+    from cadence.delivery.channels.base import Outcome
+    from cadence.delivery.sending import SendReport, record, take
     from cadence.worker import send_policy_from
 
     seed(session, people=people(1), channels=["slack"])

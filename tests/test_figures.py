@@ -45,11 +45,11 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from cadence import summaries
-from cadence.audience import Audience
 from cadence.config import Settings
+from cadence.directory.audience import Audience
 from cadence.errors import InputError
-from cadence.figures import (
+from cadence.figures import summaries
+from cadence.figures.measures import (
     FIGURE_COLUMNS,
     Filters,
     ack_curve,
@@ -60,7 +60,7 @@ from cadence.figures import (
     overview,
     repetition,
 )
-from cadence.launches import LaunchContext, LaunchSpec, add_launch, launch_occurrence
+from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch, launch_occurrence
 from cadence.planning.followups import WorkingHours
 from cadence.store.models import (
     Acknowledgement,

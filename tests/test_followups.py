@@ -11,15 +11,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadence.acks import NotRecipient, make_answer, record_answer
-from cadence.audience import Audience
-from cadence.channels.registry import make_channel
-from cadence.dispatch import tick
+from cadence.answers.acks import NotRecipient, make_answer, record_answer
+from cadence.delivery.channels.registry import make_channel
+from cadence.delivery.dispatch import tick
+from cadence.delivery.sending import send_batch
+from cadence.directory.audience import Audience
 from cadence.errors import InputError
-from cadence.messages import MessageEdit, edit_message
+from cadence.messages.core import MessageEdit, edit_message
 from cadence.planning.followups import WorkingHours
 from cadence.runtime import Runtime
-from cadence.sending import send_batch
 from cadence.store.models import Delivery, Message, Occurrence
 from cadence.worker import policy_from, send_policy_from
 from tests import factories as f

@@ -9,16 +9,16 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cadence.channels.base import Outgoing, Recipient
-from cadence.formatting import to_html, to_mrkdwn, to_text
-from cadence.formatting.email import email_parts
-from cadence.formatting.markdown import to_html_and_text
-from cadence.formatting.slack import (
+from cadence.delivery.channels.base import Outgoing, Recipient
+from cadence.delivery.formatting import to_html, to_mrkdwn, to_text
+from cadence.delivery.formatting.email import email_parts
+from cadence.delivery.formatting.slack import (
     SECTION_LIMIT,
     delivery_id_from_value,
     slack_message,
     slack_metadata,
 )
+from cadence.messages.markdown import to_html_and_text
 from cadence.rendering import render
 
 HOSTILE = (

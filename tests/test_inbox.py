@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cadence.broker import redis_client
 from cadence.config import Settings
-from cadence.dispatch import tick
+from cadence.delivery.broker import redis_client
+from cadence.delivery.dispatch import tick
 from cadence.runtime import Runtime
 from cadence.store.models import Acknowledgement, Delivery
 from cadence.web.deps import WebDeps

@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from cadence.acks import make_answer, record_answer
-from cadence.audience import Audience
-from cadence.channels.registry import make_channel
+from cadence.answers.acks import make_answer, record_answer
 from cadence.config import Settings
-from cadence.dispatch import tick
+from cadence.delivery.channels.registry import make_channel
+from cadence.delivery.dispatch import tick
+from cadence.delivery.sending import send_batch
+from cadence.directory.audience import Audience
 from cadence.errors import InputError
-from cadence.launches import (
+from cadence.launches.cascade import (
     LaunchContext,
     LaunchEdit,
     LaunchSpec,
@@ -30,7 +31,6 @@ from cadence.launches import (
 )
 from cadence.planning.followups import WorkingHours
 from cadence.runtime import Runtime
-from cadence.sending import send_batch
 from cadence.store.models import Delivery, Occurrence, Person
 from cadence.worker import policy_from, send_policy_from
 from tests import factories as f

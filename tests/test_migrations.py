@@ -13,8 +13,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from cadence import summaries
-from cadence.figures import Filters, overview
+from cadence.figures import summaries
+from cadence.figures.measures import Filters, overview
 from cadence.store.db import _alembic_config, upgrade
 from cadence.store.models import Base
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cadence.percentiles import StaleHistogram, percentile
-from cadence.summaries import wait_bucket
+from cadence.figures.percentiles import StaleHistogram, percentile
+from cadence.figures.summaries import wait_bucket
 
 
 def percentile_cont(values: Sequence[float], p: float) -> float:

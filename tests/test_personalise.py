@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cadence.errors import CadenceError
-from cadence.personalise import (
+from cadence.messages.personalise import (
     MAX_OUTPUT,
     PersonaliseError,
     TemplateContext,
@@ -185,7 +185,7 @@ def test_personalise_raises_a_cadence_error_naming_the_problem() -> None:
 
 
 def test_the_same_body_is_compiled_once() -> None:
-    from cadence.personalise import _compiled
+    from cadence.messages.personalise import _compiled
 
     body = "Cached for {{ person.first_name }}"
     personalise(body, _context())

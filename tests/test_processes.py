@@ -15,9 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from cadence.beat_lock import BeatLock
-from cadence.broker import EmbeddedRedis, redis_client
 from cadence.config import Settings
+from cadence.delivery.beat_lock import BeatLock
+from cadence.delivery.broker import EmbeddedRedis, redis_client
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, DeliveryStatus
 from tests.test_web import free_port

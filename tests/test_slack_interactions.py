@@ -22,22 +22,14 @@ from slack_sdk import WebClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cadence.ack_followups import (
+from cadence.answers.acks import make_answer, record_answer
+from cadence.answers.followups import (
     FORWARD_QUESTION_TASK,
     SLACK_UPDATE_TASK,
     forward_question,
     update_slack_message,
 )
-from cadence.acks import make_answer, record_answer
-from cadence.audience import Audience
-from cadence.broker import redis_client
-from cadence.channels.email import parse_smtp_url
-from cadence.channels.registry import make_channel
-from cadence.config import Settings
-from cadence.dispatch import tick
-from cadence.runtime import Runtime
-from cadence.sending import send_batch
-from cadence.slack_signing import (
+from cadence.answers.slack_signing import (
     BadInteraction,
     BadTimestamp,
     BlockAction,
@@ -49,9 +41,17 @@ from cadence.slack_signing import (
     sign,
     verify,
 )
+from cadence.bench.slack_standin import SlackStandIn
+from cadence.bench.smtp_standin import SmtpStandIn
+from cadence.config import Settings
+from cadence.delivery.broker import redis_client
+from cadence.delivery.channels.email import parse_smtp_url
+from cadence.delivery.channels.registry import make_channel
+from cadence.delivery.dispatch import tick
+from cadence.delivery.sending import send_batch
+from cadence.directory.audience import Audience
+from cadence.runtime import Runtime
 from cadence.store.models import Acknowledgement, Delivery, Person
-from cadence.testing.slack_standin import SlackStandIn
-from cadence.testing.smtp_standin import SmtpStandIn
 from cadence.web import slack_interactions
 from cadence.web.deps import WebDeps
 from cadence.worker import make_celery, policy_from, send_policy_from

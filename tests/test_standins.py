@@ -22,8 +22,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from cadence.testing.slack_standin import SlackStandIn, SlackStandInProcess, SlackUser
-from cadence.testing.smtp_standin import SmtpStandIn
+from cadence.bench.slack_standin import SlackStandIn, SlackStandInProcess, SlackUser
+from cadence.bench.smtp_standin import SmtpStandIn
 
 TOKEN = "xoxb-test-token"
 USERS = [

@@ -2,7 +2,7 @@
 written, in whatever order, and however often they are refreshed in between.
 
 The database's own triggers log the changes; these tests write through the models and
-plain SQL (never through cadence.summaries) and then compare the incrementally kept
+plain SQL (never through cadence.figures.summaries) and then compare the incrementally kept
 tables with a rebuild from scratch.
 """
 
@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Float, cast, delete, event, func, literal, null, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cadence import summaries
-from cadence.figures import Filters, breakdown, heatmap, overview
-from cadence.slices import Slice
+from cadence.figures import summaries
+from cadence.figures.measures import Filters, breakdown, heatmap, overview
+from cadence.figures.slices import Slice
+from cadence.figures.summaries import wait_bucket, wait_bucket_sql
 from cadence.store.db import make_engine, make_sessionmaker
 from cadence.store.models import (
     Acknowledgement,
@@ -35,7 +36,6 @@ from cadence.store.models import (
     PersonOccurrence,
     Team,
 )
-from cadence.summaries import wait_bucket, wait_bucket_sql
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CHANNELS = ("slack", "email")

@@ -7,8 +7,7 @@ import time
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from cadence.errors import CadenceError
-from cadence.tokens import (
+from cadence.answers.tokens import (
     ACK_SALT,
     ACK_TOKEN_MAX_AGE_SECONDS,
     AckClaim,
@@ -19,6 +18,7 @@ from cadence.tokens import (
     make_ack_token,
     read_ack_token,
 )
+from cadence.errors import CadenceError
 
 SECRET = "s3cret-for-tests"
 

@@ -12,9 +12,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadence.errors import CadenceError, InputError
-from cadence.store.models import User
-from cadence.users import (
+from cadence.access.users import (
     HASHER,
     SESSION_LIFETIME,
     Role,
@@ -28,6 +26,8 @@ from cadence.users import (
     update_user,
     viewer_of,
 )
+from cadence.errors import CadenceError, InputError
+from cadence.store.models import User
 from tests import factories as f
 from tests.conftest import CliResult
 

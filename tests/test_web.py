@@ -31,13 +31,13 @@ from redis.retry import Retry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cadence import summaries
-from cadence.broker import redis_client
+from cadence.answers.tokens import make_ack_token
 from cadence.config import Settings
-from cadence.dispatch import DispatchPolicy, tick
+from cadence.delivery.broker import redis_client
+from cadence.delivery.dispatch import DispatchPolicy, tick
+from cadence.figures import summaries
 from cadence.runtime import Runtime
 from cadence.store.models import Acknowledgement, Delivery, DeliveryStatus, Occurrence
-from cadence.tokens import make_ack_token
 from cadence.web.ack_pages import CSRF_COOKIE, csrf_field
 from cadence.web.app import build_app
 from cadence.web.deps import WebDeps

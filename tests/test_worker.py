@@ -12,9 +12,9 @@ from celery.contrib.testing.worker import start_worker
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadence.broker import redis_client
 from cadence.config import Settings
-from cadence.dispatch import tick
+from cadence.delivery.broker import redis_client
+from cadence.delivery.dispatch import tick
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, DeliveryStatus
 from cadence.worker import TICK_TASK, enqueue_with, make_celery, policy_from

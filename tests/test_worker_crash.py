@@ -14,14 +14,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadence.audience import Audience
-from cadence.channels.registry import make_channel
+from cadence.bench.slack_standin import SlackStandIn
 from cadence.config import Settings
-from cadence.dispatch import tick
+from cadence.delivery.channels.registry import make_channel
+from cadence.delivery.dispatch import tick
+from cadence.delivery.sending import send_batch
+from cadence.directory.audience import Audience
 from cadence.runtime import Runtime
-from cadence.sending import send_batch
 from cadence.store.models import Delivery
-from cadence.testing.slack_standin import SlackStandIn
 from cadence.worker import SEND_TASK, make_celery, policy_from, send_policy_from
 from tests import factories as f
 

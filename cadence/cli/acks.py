@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import typer
 
-from cadence.acks import ack_status, list_acks
+from cadence.answers.acks import ack_status, list_acks
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
 

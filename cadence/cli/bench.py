@@ -26,7 +26,7 @@ def fanout(
 ) -> None:
     """One occurrence to N people through the database, Redis, a worker and a Slack stand-in,
     against the fastest plain client loop and one Celery task per recipient."""
-    from cadence.bench import fanout as run
+    from cadence.bench.fanout import fanout as run
 
     result = run(
         recipients,
@@ -54,8 +54,8 @@ def faults(
     """Fan-outs under the faults the world produces (Slack 429/5xx/late answers, Redis
     restarted or flushed, the worker killed, two beats, SMTP 451s and drops): who was lost,
     who got it twice, requests per delivery and time to settle. Exits 1 if anyone was."""
-    from cadence.bench_faults import NAMES, table
-    from cadence.bench_faults import faults as run
+    from cadence.bench.faults import NAMES, table
+    from cadence.bench.faults import faults as run
 
     if fmt not in ("table", "json"):
         raise typer.BadParameter("choose table or json", param_hint="--format")
@@ -78,7 +78,7 @@ def acks(
 ) -> None:
     """N signed Slack "Got it" clicks against `cadence web` in its own process: answers per
     second, latency, and a check that every click was recorded exactly once."""
-    from cadence.bench_acks import acks as run
+    from cadence.bench.acks import acks as run
 
     typer.echo(json.dumps(run(clicks, concurrency=concurrency), indent=2))
 
@@ -93,6 +93,6 @@ def dashboard(
 ) -> None:
     """How long the dashboard's overview and a message's page take over a large history
     (SQLite in a scratch file by default)."""
-    from cadence.bench_dashboard import dashboard as run
+    from cadence.bench.dashboard import dashboard as run
 
     typer.echo(json.dumps(run(deliveries, database_url, runs), indent=2))

@@ -6,7 +6,7 @@ import typer
 
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
-from cadence.reports import list_deliveries
+from cadence.figures.reports import list_deliveries
 
 COLUMNS = [
     "id",

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from cadence import directory
 from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
+from cadence.directory import people as directory
 from cadence.errors import InputError
-from cadence.launches import context_from as launch_context
-from cadence.launches import late_launches
-from cadence.planning.planner import invalidate
+from cadence.launches.cascade import context_from as launch_context
+from cadence.launches.cascade import late_launches
+from cadence.messages.planner import invalidate
 
 directory_app = typer.Typer(
     name="directory",

@@ -8,12 +8,12 @@ from typing import Any
 
 import typer
 
-from cadence.audience import Audience, build_audience
 from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
+from cadence.directory.audience import Audience, build_audience
 from cadence.errors import InputError
-from cadence.launches import (
+from cadence.launches.cascade import (
     LaunchEdit,
     LaunchSpec,
     add_launch,

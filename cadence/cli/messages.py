@@ -8,12 +8,12 @@ from pathlib import Path
 
 import typer
 
-from cadence.audience import build_audience
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
+from cadence.directory.audience import build_audience
 from cadence.errors import InputError
-from cadence.messages import (
+from cadence.messages.core import (
     CadenceSpec,
     CoreMessageSpec,
     MessageEdit,

@@ -11,16 +11,16 @@ from datetime import timedelta
 
 import typer
 
-from cadence.beat import Beat
-from cadence.beat_lock import BeatLock
-from cadence.broker import redis_client, resolve_redis_url
-from cadence.checks import startup_checks
+from cadence.cli.checks import startup_checks
 from cadence.cli.context import runtime
+from cadence.cli.demo import seed, sent_since
+from cadence.cli.supervisor import Supervisor, child_env
 from cadence.clock import utcnow
-from cadence.demo import seed, sent_since
-from cadence.launches import context_from as launch_context
+from cadence.delivery.beat import Beat
+from cadence.delivery.beat_lock import BeatLock
+from cadence.delivery.broker import redis_client, resolve_redis_url
+from cadence.launches.cascade import context_from as launch_context
 from cadence.store.db import session_scope, upgrade
-from cadence.supervisor import Supervisor, child_env
 from cadence.worker import make_celery, request_tick
 
 LOGLEVEL = typer.Option("INFO", "--loglevel", help="DEBUG, INFO, WARNING or ERROR.")

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from cadence import summaries
 from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
 from cadence.errors import InputError
-from cadence.figures import (
+from cadence.figures import summaries
+from cadence.figures.measures import (
     BREAKDOWNS,
     FIGURE_COLUMNS,
     PERIODS,
@@ -23,7 +23,7 @@ from cadence.figures import (
     overview,
     repetition,
 )
-from cadence.launches import context_from
+from cadence.launches.cascade import context_from
 from cadence.store.db import check_migrated
 
 LAUNCH_COLUMNS = [

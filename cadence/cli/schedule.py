@@ -8,8 +8,8 @@ from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
 from cadence.errors import InputError
-from cadence.messages import get_message
-from cadence.planning.preview import upcoming_sends
+from cadence.messages.core import get_message
+from cadence.messages.preview import upcoming_sends
 from cadence.planning.recurrence import preview_lines
 
 schedule_app = typer.Typer(help="Check cadences before they run.", no_args_is_help=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from cadence.broker import resolve_redis_url
-from cadence.channels.base import Channel
-from cadence.channels.registry import make_channel
 from cadence.cli.context import db_session, runtime
 from cadence.clock import utcnow
-from cadence.send_test import create_test_delivery, send_now
+from cadence.delivery.broker import resolve_redis_url
+from cadence.delivery.channels.base import Channel
+from cadence.delivery.channels.registry import make_channel
+from cadence.delivery.send_test import create_test_delivery, send_now
 from cadence.worker import send_policy_from
 
 

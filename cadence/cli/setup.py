@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from cadence import summaries
 from cadence.cli.context import runtime
+from cadence.figures import summaries
 from cadence.store.db import current_revision, head_revision, upgrade
 
 

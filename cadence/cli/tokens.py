@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cadence.api_tokens import create_token, find_user, list_tokens, revoke
+from cadence.access.api_tokens import create_token, find_user, list_tokens, revoke
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow

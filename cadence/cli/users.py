@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cadence import users
+from cadence.access import users
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow

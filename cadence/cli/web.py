@@ -6,9 +6,9 @@ import logging
 
 import typer
 
-from cadence.broker import resolve_redis_url
-from cadence.checks import startup_checks
+from cadence.cli.checks import startup_checks
 from cadence.cli.context import runtime
+from cadence.delivery.broker import resolve_redis_url
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 

@@ -94,7 +94,7 @@ class Person(Base):
 
 
 class Message(Base):
-    """What is said. `audience` is a JSON object; see cadence.audience for its shape."""
+    """What is said. `audience` is a JSON object; see cadence.directory.audience for its shape."""
 
     __tablename__ = "messages"
 
@@ -374,7 +374,7 @@ class OrgSetting(Base):
 
 
 # ---------------------------------------------------------------------------------------
-# Figure summaries: derived from deliveries and acknowledgements (cadence.summaries keeps
+# Figure summaries: derived from deliveries and acknowledgements (cadence.figures.summaries keeps
 # them current), so the figures read thousands of rows instead of millions.
 
 
@@ -386,7 +386,7 @@ class PersonOccurrence(Base):
     same on each of its rows); `channel_` columns are for this channel alone. Exactly one
     row of a person-occurrence has `counts` = 1: the one that stands for it when channels
     are not told apart. An answer on any channel counts for every row. Times to acknowledge
-    (`wait_s`) are bucketed (`wait_bucket`, see cadence.summaries) so that percentiles
+    (`wait_s`) are bucketed (`wait_bucket`, see cadence.figures.summaries) so that percentiles
     read a histogram and then only the rows of one bucket.
     """
 

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from cadence.acks import (
+from cadence.answers.acks import (
     AnswerKind,
     NotRecipient,
     answered_condition,
@@ -30,11 +30,11 @@ from cadence.acks import (
     record_answer,
     root_occurrence,
 )
+from cadence.answers.tokens import AckClaim, TokenExpired, TokenInvalid, read_ack_token
 from cadence.errors import InputError
 from cadence.rendering import render
 from cadence.store.db import session_scope
 from cadence.store.models import Acknowledgement, Delivery
-from cadence.tokens import AckClaim, TokenExpired, TokenInvalid, read_ack_token
 from cadence.web.deps import WebDeps
 
 CSRF_COOKIE = "cadence_csrf"

@@ -22,13 +22,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from cadence import approvals
-from cadence.api_tokens import resolve
-from cadence.audience import Audience, audience_filter, audience_zones, build_audience, tree_of
-from cadence.calendar_feed import MAX_EVENTS, CalendarWindow, to_ical, upcoming
+from cadence.access.api_tokens import resolve
+from cadence.directory.audience import (
+    Audience,
+    audience_filter,
+    audience_zones,
+    build_audience,
+    tree_of,
+)
 from cadence.errors import InputError
-from cadence.launches import LaunchContext, LaunchSpec, add_launch, parse_customer_time
-from cadence.messages import (
+from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch, parse_customer_time
+from cadence.messages import approvals
+from cadence.messages.calendar import MAX_EVENTS, CalendarWindow, to_ical, upcoming
+from cadence.messages.core import (
     CadenceSpec,
     CoreMessageSpec,
     add_core_message,
@@ -36,7 +42,7 @@ from cadence.messages import (
     list_messages,
     validate_spec,
 )
-from cadence.planning.preview import UpcomingSend, upcoming_sends
+from cadence.messages.preview import UpcomingSend, upcoming_sends
 from cadence.planning.recurrence import zone
 from cadence.store.db import session_scope
 from cadence.store.models import (
@@ -647,7 +653,7 @@ def router(deps: WebDeps) -> APIRouter:
         return user
 
     def launch_context() -> LaunchContext:
-        from cadence.launches import context_from as context
+        from cadence.launches.cascade import context_from as context
 
         return context(deps.settings)
 

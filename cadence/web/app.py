@@ -6,8 +6,8 @@ import logging
 
 from fastapi import FastAPI
 
-from cadence.broker import redis_client
 from cadence.config import Settings
+from cadence.delivery.broker import redis_client
 from cadence.runtime import Runtime
 from cadence.web.deps import WebDeps
 

@@ -5,7 +5,7 @@ nothing else: pages about a message or launch that reached nobody in their tree 
 (not 403, which would confirm it exists), and tables never list anyone outside it.
 
 Pages are server-rendered HTML with inline SVG charts and no JavaScript. Sign-in is a signed,
-expiring cookie (see `cadence.users`). Every form that changes state (sign in, sign out) is
+expiring cookie (see `cadence.access.users`). Every form that changes state (sign in, sign out) is
 protected like the acknowledgement pages: a double-submit CSRF cookie whose HMAC is in the
 form, plus the browser's `Origin` and `Sec-Fetch-Site` when it sends them. Filters are GET
 query parameters, so a filtered page can be bookmarked and shared. Every table can be
@@ -33,12 +33,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from cadence import summaries, users
-from cadence.audience import Audience, audience_filter, tree_of
+from cadence.access import users
+from cadence.access.users import SESSION_LIFETIME, Viewer, issue_session
 from cadence.clock import utcnow
 from cadence.config import KNOWN_CHANNELS
+from cadence.directory.audience import Audience, audience_filter, tree_of
 from cadence.errors import CadenceError, InputError
-from cadence.figures import (
+from cadence.figures import summaries
+from cadence.figures.measures import (
     TIMELINE_LIMIT,
     Filters,
     ack_curve,
@@ -50,7 +52,7 @@ from cadence.figures import (
     overview,
     repetition,
 )
-from cadence.launches import (
+from cadence.launches.cascade import (
     LaunchContext,
     context_from,
     get_launch,
@@ -70,7 +72,6 @@ from cadence.store.models import (
     Person,
     Team,
 )
-from cadence.users import SESSION_LIFETIME, Viewer, issue_session
 from cadence.web.ack_pages import SECURITY_HEADERS, csrf_field, origin_of
 from cadence.web.charts import (
     HeatCell,
@@ -423,7 +424,7 @@ def visible_messages(session: Session, viewer: Viewer) -> list[tuple[int, str]]:
 
 
 def _needing_attention(session: Session, viewer: Viewer) -> list[dict[str, Any]]:
-    """Messages the viewer may see that are flagged (see cadence.attention)."""
+    """Messages the viewer may see that are flagged (see cadence.messages.attention)."""
     flagged = {
         m.id: m
         for m in session.scalars(select(Message).where(Message.attention.is_not(None))).all()

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cadence.attention import needing_attention
+from cadence.messages.attention import needing_attention
 from cadence.store.models import (
     Acknowledgement,
     Delivery,

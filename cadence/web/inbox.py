@@ -18,12 +18,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from cadence.acks import make_answer, record_answer
+from cadence.answers.acks import make_answer, record_answer
+from cadence.delivery.formatting.email import email_parts
+from cadence.delivery.formatting.slack import slack_message
+from cadence.delivery.sending import SendPolicy, prepare
 from cadence.errors import InputError
-from cadence.formatting.email import email_parts
-from cadence.formatting.slack import slack_message
 from cadence.rendering import render
-from cadence.sending import SendPolicy, prepare
 from cadence.store.db import session_scope
 from cadence.store.models import Delivery, DeliveryStatus, Occurrence, Person
 from cadence.web.ack_pages import SECURITY_HEADERS, origin_of

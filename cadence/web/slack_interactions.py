@@ -25,11 +25,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.concurrency import run_in_threadpool
 
-from cadence.ack_followups import FORWARD_QUESTION_TASK, SLACK_UPDATE_TASK
-from cadence.acks import NotRecipient, load_delivery, make_answer, record_answer
-from cadence.errors import InputError
-from cadence.formatting.slack import ACK_ACTION_ID, QUESTION_ACTION_ID, delivery_id_from_value
-from cadence.slack_signing import (
+from cadence.answers.acks import NotRecipient, load_delivery, make_answer, record_answer
+from cadence.answers.followups import FORWARD_QUESTION_TASK, SLACK_UPDATE_TASK
+from cadence.answers.slack_signing import (
     CLARITY_BLOCK_ID,
     QUESTION_BLOCK_ID,
     QUESTION_CALLBACK_ID,
@@ -43,6 +41,12 @@ from cadence.slack_signing import (
     question_modal,
     verify,
 )
+from cadence.delivery.formatting.slack import (
+    ACK_ACTION_ID,
+    QUESTION_ACTION_ID,
+    delivery_id_from_value,
+)
+from cadence.errors import InputError
 from cadence.store.db import session_scope
 from cadence.web.deps import WebDeps
 

@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 # Triggers that log every change the figure summaries depend on into figure_changes, in
-# the writer's own transaction (cadence.summaries reads the log). A delivery matters when
+# the writer's own transaction (cadence.figures.summaries reads the log). A delivery matters when
 # it is written or removed, and when it becomes or stops being sent or cancelled; an
 # acknowledgement always; an occurrence when its due time, purpose or message changes; a
 # person when they move team or manager (every person-occurrence of theirs, for the sums

@@ -1,0 +1,640 @@
+"""The figures comms teams act on.
+
+The dashboard shows them over millions of deliveries, so they are read from summaries kept
+current as deliveries are sent and answered (cadence.figures.summaries): per-occurrence sums and
+histograms, for everyone or per team and manager, and person-occurrence rows where those
+cannot answer (cadence.figures.slices). Only aggregated rows reach Python.
+
+The unit is the *person-occurrence*: one person and one occurrence of a message. A person
+sent an occurrence on two channels, or on a fallback channel after a failure, counts once.
+Only occurrences with purpose "cadence" or "launch" are sends; test sends never count, and
+reminders, digests, re-acknowledgement requests and corrections are follow-ups whose
+answers are credited to the occurrence they follow up.
+
+Definitions (each figure is None when its denominator is empty):
+
+- planned: person-occurrences with at least one delivery that was not cancelled (a message
+  cancelled before it went out withdrew its deliveries: a decision, not a miss).
+- sent: planned person-occurrences with at least one delivery `sent` (with a sent time);
+  first sent = the earliest such sent time.
+- reach = sent / planned.
+- acknowledged: sent person-occurrences with a counted answer (the person's first answer,
+  on any channel, from the message or any reminder of it, for any version of the message).
+- acknowledgement rate = acknowledged / sent.
+- time to acknowledge: seconds from first sent to the first counted answer, over
+  acknowledged person-occurrences; median and 90th percentile, linearly interpolated
+  (PostgreSQL's percentile_cont).
+- question rate = sent person-occurrences with any answer (counted or a repeat) that is a
+  question / sent.
+- clarity score = 100 x (counted answers rated 9-10 - counted answers rated 0-6) / counted
+  answers with a rating, over sent person-occurrences; from -100 to 100.
+- on-time share = sent person-occurrences of cadence occurrences whose first sent time is no
+  more than the tolerance (15 minutes) after the occurrence's due time (in its own zone's
+  occurrence) / sent person-occurrences of cadence occurrences. Launches are released down
+  the tree after their first due time by design; launch compliance measures them.
+- delivered share = sent / planned (the same ratio as reach, shown with the cadence figures).
+- missed occurrences: cadence occurrences in the window recorded as missed (too late after
+  an outage), which wrote no deliveries and so are invisible to reach. Occurrences belong
+  to no one, so people and channel filters do not narrow this count.
+- repetition: per person, times received = distinct occurrences of the message sent to them;
+  acknowledged = of those, how many they answered; the audience is everyone planned at least
+  one occurrence in the window; share reached at least k times = people received >= k /
+  audience.
+- launch compliance: `cadence.launches.cascade.launch_status` for each launch due in the window.
+- briefing lag: per leader, median seconds from the first sent time of their launch leader
+  briefing to their first counted answer to it, over briefings they acknowledged.
+- bypasses: per leader, people in their direct team whose launch message was released by
+  the leader's deadline instead of their acknowledgement ("leader bypassed"), and the
+  number of launches that happened in.
+
+Slicing (`Filters`): the window is on the occurrence's due time (since inclusive, until
+exclusive); team, manager and scope select people by their current place in the directory
+(a team includes its sub-teams; a manager or scope person includes themself and everyone
+below them); channel keeps only deliveries on that channel (an answer on any channel still
+counts for it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, case, exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from cadence.errors import InputError
+from cadence.figures.slices import PERCENTILES, Filters, GroupKey, Slice, SqlColumn
+from cadence.figures.summaries import DEFAULT_TOLERANCE, SEND_PURPOSES, SUMS
+from cadence.launches.cascade import LaunchContext, launch_status
+from cadence.planning.followups import WorkingHours
+from cadence.store.expressions import period_start
+from cadence.store.models import (
+    Delivery,
+    Message,
+    MessageKind,
+    Occurrence,
+    OccurrenceStatus,
+    Person,
+    PersonOccurrence,
+    Team,
+)
+
+BREAKDOWNS = ("message", "team", "manager", "channel", "repetition", "period")
+PERIODS = ("day", "week", "month")
+
+#: The figure columns of `overview` and of every `breakdown` row, in display order.
+FIGURE_COLUMNS = (
+    "planned",
+    "sent",
+    "reach",
+    "acknowledged",
+    "ack_rate",
+    "ack_median_s",
+    "ack_p90_s",
+    "questions",
+    "question_rate",
+    "ratings",
+    "clarity_score",
+    "on_time",
+    "on_time_share",
+    "delivered_share",
+)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _figures(sums: Mapping[str, Any], percentiles: Mapping[str, float | None]) -> dict[str, Any]:
+    rated = sums["rated"]
+    return {
+        "planned": sums["planned"],
+        "sent": sums["sent"],
+        "reach": _ratio(sums["sent"], sums["planned"]),
+        "acknowledged": sums["acknowledged"],
+        "ack_rate": _ratio(sums["acknowledged"], sums["sent"]),
+        "ack_median_s": percentiles.get("median"),
+        "ack_p90_s": percentiles.get("p90"),
+        "questions": sums["asked"],
+        "question_rate": _ratio(sums["asked"], sums["sent"]),
+        "ratings": rated,
+        "clarity_score": (
+            round(100 * (sums["promoters"] - sums["detractors"]) / rated, 1) if rated else None
+        ),
+        "on_time": sums["on_time"],
+        "on_time_share": _ratio(sums["on_time"], sums["scheduled"]),
+        "delivered_share": _ratio(sums["sent"], sums["planned"]),
+    }
+
+
+_EMPTY: dict[str, int] = dict.fromkeys(SUMS, 0)
+
+
+def _figure_rows(
+    sl: Slice, keys: Mapping[str, SqlColumn], *, join_person: bool = False
+) -> list[dict[str, Any]]:
+    """Per group of `keys`: the key values under their names, then the figures."""
+    sums = sl.sums(keys, join_person=join_person)
+    percentiles = sl.percentiles(keys, join_person=join_person)
+    names = [*keys, *(["channel"] if sl.per_channel else [])]
+    return [
+        {**dict(zip(names, group, strict=True)), **_figures(s, percentiles.get(group, {}))}
+        for group, s in sums.items()
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Public figures
+
+
+def default_launch_context() -> LaunchContext:
+    """Launch compliance counts membership and send times only, so Cadence's default
+    settings give the same figures as the deployment's own (which callers should pass)."""
+    return LaunchContext(
+        org_zone="UTC",
+        rate_per_minute=300.0,
+        hours=WorkingHours.parse("09:00", "17:30", "mon,tue,wed,thu,fri"),
+    )
+
+
+def overview(
+    session: Session,
+    filters: Filters,
+    now: datetime,
+    *,
+    tolerance: timedelta = DEFAULT_TOLERANCE,
+    launch_context: LaunchContext | None = None,
+) -> dict[str, Any]:
+    """Every headline figure for the slice, as of `now` (occurrences due after it are
+    left out), with launch compliance for each launch due in it."""
+    sl = Slice(session, filters, now=now, tolerance=tolerance)
+    found = _figure_rows(sl, {})
+    figures = found[0] if found else _figures(_EMPTY, {})
+    missed = session.scalar(
+        select(func.count())
+        .select_from(Occurrence)
+        .where(*sl.occurrence, Occurrence.purpose == "cadence")
+        .where(Occurrence.status == OccurrenceStatus.SKIPPED.value)
+        .where(Occurrence.note.like("missed:%"))
+    )
+    return {
+        "as_of": now.isoformat(timespec="seconds"),
+        **figures,
+        "on_time_tolerance_minutes": tolerance.total_seconds() / 60,
+        "missed_occurrences": int(missed or 0),
+        "launches": _launches(session, sl, now, launch_context or default_launch_context()),
+    }
+
+
+def _launches(
+    session: Session, sl: Slice, now: datetime, ctx: LaunchContext
+) -> list[dict[str, Any]]:
+    """launch_status for each launch due in the slice. Its counts cover the whole launch;
+    when the slice narrows people, the lists of names keep only people inside it."""
+    ids = session.scalars(
+        select(Occurrence.message_id)
+        .join(Message, Message.id == Occurrence.message_id)
+        .where(*sl.occurrence)
+        .where(Message.kind == MessageKind.LAUNCH.value, Occurrence.purpose == "launch")
+        .order_by(Occurrence.due_at, Occurrence.message_id)
+    ).all()
+    out = []
+    for message_id in ids:
+        status = launch_status(session, message_id, ctx, now)
+        if sl.filters.narrows_people:
+            named = [*status["breached"], *status["not_yet_reached"]]
+            inside = set(
+                session.scalars(
+                    select(Person.email).where(Person.email.in_(named), *sl.people(Person.id))
+                )
+            )
+            status["breached"] = [e for e in status["breached"] if e in inside]
+            status["not_yet_reached"] = [e for e in status["not_yet_reached"] if e in inside]
+        out.append(status)
+    return out
+
+
+def _keys(by: str, dialect: str, period: str) -> tuple[dict[str, SqlColumn], bool]:
+    """The grouping column for a breakdown (none by channel: the slice groups by it), and
+    whether it needs the person's row."""
+    if by not in BREAKDOWNS:
+        raise InputError(f"unknown breakdown {by!r} (one of: {', '.join(BREAKDOWNS)})")
+    if period not in PERIODS:
+        raise InputError(f"unknown period {period!r} (one of: {', '.join(PERIODS)})")
+    if by == "channel":
+        return {}, False
+    columns: dict[str, tuple[SqlColumn, bool]] = {
+        "message": (Occurrence.message_id, False),
+        "team": (Person.team_id, True),
+        "manager": (Person.manager_id, True),
+        "repetition": (Occurrence.sequence + 1, False),
+        "period": (period_start(dialect, Occurrence.due_at, period), False),
+    }
+    column, join_person = columns[by]
+    return {by: column}, join_person
+
+
+def _labels(session: Session, by: str, ids: list[Any]) -> dict[Any, Any]:
+    """What a grouping id is called: a message's title, a team's path, a manager's email."""
+    known = [i for i in ids if i is not None]
+    if by == "message":
+        stmt: Select[int, str] = select(Message.id, Message.title).where(Message.id.in_(known))
+    elif by == "team":
+        stmt = select(Team.id, Team.path).where(Team.id.in_(known))
+    elif by == "manager":
+        stmt = select(Person.id, Person.email).where(Person.id.in_(known))
+    else:
+        return {}
+    return {i: label for i, label in session.execute(stmt)}
+
+
+def _none_last(value: Any) -> tuple[bool, Any]:
+    return (value is None, value)
+
+
+def breakdown(
+    session: Session,
+    by: str,
+    filters: Filters,
+    now: datetime,
+    period: str = "week",
+    *,
+    tolerance: timedelta = DEFAULT_TOLERANCE,
+) -> list[dict[str, Any]]:
+    """The headline figures, as of `now`, per message, team (each person's own team), direct
+    manager, channel, repetition (1 = first) or period (UTC day, week from Monday, or month
+    of the due time). Each row has the key under the name of `by` (a message also has its title;
+    people with no team or manager are under None) and the figure columns.
+
+    By channel a person-occurrence counts once per channel it was planned on, and its answer
+    counts for each; rows then add up to more than the overview.
+    """
+    keys, join_person = _keys(by, session.get_bind().dialect.name, period)
+    sl = Slice(session, filters, now=now, tolerance=tolerance, per_channel=by == "channel")
+    rows = _figure_rows(sl, keys, join_person=join_person)
+    labels = _labels(session, by, [r[by] for r in rows])
+    for row in rows:
+        if by == "message":
+            row["title"] = labels.get(row[by])
+        elif by in ("team", "manager"):
+            row[by] = labels.get(row[by])
+        elif by == "repetition":
+            row[by] = int(row[by])
+    rows.sort(key=lambda r: _none_last(r[by]))
+    if by == "message":
+        return [{"message": r["message"], "title": r["title"], **_only_figures(r)} for r in rows]
+    return [{by: r[by], **_only_figures(r)} for r in rows]
+
+
+def _only_figures(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {c: row[c] for c in FIGURE_COLUMNS}
+
+
+def _message(session: Session, message_id: int) -> Message:
+    message = session.get(Message, message_id)
+    if message is None:
+        raise InputError(f"no message with id {message_id}")
+    return message
+
+
+def ack_curve(session: Session, message_id: int, filters: Filters) -> list[tuple[float, float]]:
+    """(hours since the due time, share of sent person-occurrences acknowledged by then),
+    at every whole hour from 0 to the hour of the last answer: an answer at 1h10m counts
+    from hour 2. Empty when nothing was sent."""
+    _message(session, message_id)
+    sl = Slice(session, replace(filters, message_id=message_id))
+    total = sl.sums({}).get((), {}).get("sent", 0)
+    if not total:
+        return []
+    by_hour = dict(sl.histograms({}, "hour").get((), []))
+    last = max(by_hour, default=0)
+    curve: list[tuple[float, float]] = []
+    answered = 0
+    for h in range(last + 1):
+        answered += by_hour.get(h, 0)
+        curve.append((float(h), round(answered / total, 4)))
+    return curve
+
+
+def heatmap(session: Session, filters: Filters) -> dict[str, Any]:
+    """Acknowledgement rate per team (each person's own team) and message.
+
+    `rates[i][j]` is for `teams[i]` and `messages[j]`; None where nothing was sent. `cells`
+    lists the counts behind every rate.
+    """
+    sl = Slice(session, filters)
+    found = sl.sums({"team": Person.team_id, "message": Occurrence.message_id}, join_person=True)
+    team_names = _labels(session, "team", [team for team, _ in found])
+    titles = _labels(session, "message", [message for _, message in found])
+    cells = sorted(
+        (
+            {
+                "team": team_names.get(team),
+                "message_id": message,
+                "sent": sums["sent"],
+                "acknowledged": sums["acknowledged"],
+                "ack_rate": _ratio(sums["acknowledged"], sums["sent"]),
+            }
+            for (team, message), sums in found.items()
+        ),
+        key=lambda c: (_none_last(c["team"]), c["message_id"]),
+    )
+    teams = sorted({c["team"] for c in cells}, key=_none_last)
+    message_ids = sorted({c["message_id"] for c in cells})
+    rate = {(c["team"], c["message_id"]): c["ack_rate"] for c in cells}
+    return {
+        "teams": teams,
+        "messages": [{"id": m, "title": titles.get(m)} for m in message_ids],
+        "rates": [[rate.get((t, m)) for m in message_ids] for t in teams],
+        "cells": cells,
+    }
+
+
+def repetition(
+    session: Session,
+    message_id: int,
+    since: datetime | None,
+    until: datetime | None,
+    k: int,
+    *,
+    filters: Filters | None = None,
+) -> dict[str, Any]:
+    """How often each person in a message's audience really received it in the window, how
+    often they acknowledged it, and the share reached at least `k` times. `filters` narrows
+    people or the channel (a leader's scope); its window and message are replaced."""
+    if k < 1:
+        raise InputError("k must be at least 1")
+    message = _message(session, message_id)
+    sliced = replace(filters or Filters(), message_id=message_id, since=since, until=until)
+    sl = Slice(session, sliced)
+    columns = sl.columns
+    per_person = (
+        sl.rows(
+            [
+                PersonOccurrence.person_id.label("person_id"),
+                func.sum(columns.planned).label("planned"),
+                func.count(columns.first_sent).label("received"),
+                func.sum(case((columns.acknowledged(), 1), else_=0)).label("acknowledged"),
+            ]
+        )
+        .group_by(PersonOccurrence.person_id)
+        .subquery("per_person")
+    )
+    # One pass: everyone in the audience (planned at least once) with their counts; the
+    # summary and the distribution are added up from the same rows.
+    people = session.execute(
+        select(Person.email, Person.name, per_person.c.received, per_person.c.acknowledged)
+        .join(Person, Person.id == per_person.c.person_id)
+        .where(per_person.c.planned > 0)
+        .order_by(Person.email)
+    ).all()
+    spread: dict[int, int] = {}
+    for _, _, got, _ in people:
+        spread[int(got)] = spread.get(int(got), 0) + 1
+    offered = session.scalar(
+        select(func.count(func.distinct(Occurrence.sequence))).where(
+            *sl.occurrence,
+            Occurrence.status.in_(
+                [OccurrenceStatus.DISPATCHING.value, OccurrenceStatus.DISPATCHED.value]
+            ),
+        )
+    )
+    size, reached = len(people), sum(n for times, n in spread.items() if times >= k)
+    return {
+        "message_id": message.id,
+        "title": message.title,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "k": k,
+        "repetitions": int(offered or 0),
+        "audience": size,
+        "reached_at_least_k": reached,
+        "share_reached_at_least_k": _ratio(reached, size),
+        "distribution": dict(sorted(spread.items())),
+        "people": [
+            {"person": email, "name": name, "received": int(got), "acknowledged": int(acked)}
+            for email, name, got, acked in people
+        ],
+    }
+
+
+def not_acknowledged(session: Session, message_id: int, filters: Filters) -> list[dict[str, Any]]:
+    """Active people who have not answered the latest occurrence of the message they were
+    sent (in the slice), for a version of the message that still counts: who to chase.
+
+    Each person's latest send is the first of their rows of the message in
+    (person, message, due time) order, so the cost follows the number of people, not the
+    length of the message's history.
+    """
+    message = _message(session, message_id)
+    sl = Slice(session, replace(filters, message_id=message_id))
+    p, columns = PersonOccurrence, sl.columns
+    # The window is put on the rows' own copy of the due time (every row is of a send), so
+    # the index is read newest first and the first sent row ends the search.
+    window = [p.message_id == message_id]
+    if filters.since is not None:
+        window.append(p.due_at >= filters.since)
+    if filters.until is not None:
+        window.append(p.due_at < filters.until)
+    newest = (
+        select(p.occurrence_id)
+        .where(p.person_id == Person.id, *window, *columns.rows(), columns.sent())
+        .where(*sl.on_channel())
+        .order_by(p.due_at.desc(), p.occurrence_id.desc())
+        .limit(1)
+        .correlate(Person)
+        .scalar_subquery()
+    )
+    latest = (
+        select(Person.id.label("person_id"), newest.label("occurrence_id"))
+        .where(Person.active.is_(True), *sl.people(Person.id))
+        # Worked out person by person first; planners would rather scan every row.
+        .cte("latest")
+        .prefix_with("MATERIALIZED")
+    )
+    manager = aliased(Person)
+    answered = and_(p.answered_version.is_not(None), p.answered_version >= message.ack_version)
+    rows = session.execute(
+        select(
+            Person.email,
+            Person.name,
+            Team.path,
+            manager.email,
+            Occurrence.sequence,
+            p.due_at,
+            columns.first_sent,
+        )
+        .select_from(latest)
+        .join(p, and_(p.occurrence_id == latest.c.occurrence_id, p.person_id == latest.c.person_id))
+        .join(Occurrence, Occurrence.id == p.occurrence_id)
+        .join(Person, Person.id == p.person_id)
+        .outerjoin(Team, Team.id == Person.team_id)
+        .outerjoin(manager, manager.id == Person.manager_id)
+        .where(*columns.rows(), ~answered)
+        .where(*sl.on_channel())
+    ).all()
+    out = [
+        {
+            "person": email,
+            "name": name,
+            "team": team,
+            "manager": manager_email,
+            "repetition": sequence + 1,
+            "due_at": due.isoformat(timespec="seconds"),
+            "sent_at": sent.isoformat(timespec="seconds"),
+        }
+        for email, name, team, manager_email, sequence, due, sent in rows
+    ]
+    return sorted(out, key=lambda r: (_none_last(r["team"]), r["person"]))
+
+
+TIMELINE_LIMIT = 200
+
+
+def occurrence_timeline(
+    session: Session, message_id: int, filters: Filters, limit: int = TIMELINE_LIMIT
+) -> list[dict[str, Any]]:
+    """The message's occurrences, newest first (at most `limit`), with the people planned,
+    sent and acknowledged, and when it first went out, in the slice. Occurrences still to
+    come are listed too; when the slice narrows people or the channel, only those with
+    someone planned in it."""
+    sl = Slice(session, replace(filters, message_id=message_id))
+    occurrences = session.scalars(
+        select(Occurrence)
+        .where(*sl.occurrence)
+        .order_by(Occurrence.due_at.desc(), Occurrence.id.desc())
+    )
+    narrowed = filters.narrows_people or filters.channel is not None
+    sums = sl.sums({"occurrence": Occurrence.id})
+    rows = []
+    for occurrence in occurrences:
+        found = sums.get((occurrence.id,))
+        if narrowed and not (found and found["planned"]):
+            continue
+        counts: Mapping[str, Any] = found or {**_EMPTY, "first_sent": None}
+        rows.append(
+            {
+                "repetition": occurrence.sequence + 1,
+                "zone": occurrence.zone,
+                "due_at": occurrence.due_at,
+                "status": occurrence.status,
+                "first_sent": counts["first_sent"],
+                "planned": counts["planned"],
+                "sent": counts["sent"],
+                "acknowledged": counts["acknowledged"],
+                "ack_rate": _ratio(counts["acknowledged"], counts["sent"]),
+            }
+        )
+        if len(rows) == limit:
+            break
+    return rows
+
+
+def _briefing(per_channel: bool) -> Any:
+    """Person-occurrences of a launch that were a leader's briefing (on the row's own
+    channel, when channels are told apart)."""
+    return exists().where(
+        Delivery.occurrence_id == PersonOccurrence.occurrence_id,
+        Delivery.person_id == PersonOccurrence.person_id,
+        Delivery.payload["briefing"].as_boolean().is_(True),
+        *([Delivery.channel == PersonOccurrence.channel] if per_channel else []),
+    )
+
+
+def leaders(session: Session, filters: Filters) -> list[dict[str, Any]]:
+    """Per leader: launch briefings sent and acknowledged, the median briefing lag, and
+    bypasses of their direct team. Team, manager and scope filters select the leaders."""
+    briefing = _briefing(per_channel=filters.channel is not None)
+    sl = Slice(session, filters, purposes=("launch",), where=[briefing])
+    keys = {"leader": PersonOccurrence.person_id}
+    briefed = sl.sums(keys)
+    lags = sl.percentiles(keys, wanted={"median": PERCENTILES["median"]})
+    payload = Delivery.payload
+    # The launch occurrences are picked first, so only their deliveries are read.
+    launch_occurrences = select(Occurrence.id).where(*sl.occurrence)
+    bypassed_units = (
+        select(Delivery.occurrence_id, Delivery.person_id)
+        .where(
+            Delivery.occurrence_id.in_(launch_occurrences),
+            payload["release"].as_string() == "leader bypassed",
+        )
+        .group_by(Delivery.occurrence_id, Delivery.person_id)
+    )
+    if filters.channel is not None:
+        bypassed_units = bypassed_units.where(Delivery.channel == filters.channel)
+    bypass = bypassed_units.subquery("bypassed")
+    bypasses: dict[int, tuple[int, int]] = {
+        leader: (int(people), int(launches))
+        for leader, people, launches in session.execute(
+            select(
+                Person.manager_id,
+                func.count(),
+                func.count(func.distinct(bypass.c.occurrence_id)),
+            )
+            .join(Person, Person.id == bypass.c.person_id)
+            .where(Person.manager_id.is_not(None), *sl.people(Person.manager_id))
+            .group_by(Person.manager_id)
+        )
+        if leader is not None
+    }
+    briefings: dict[int, GroupKey] = {int(group[0]): group for group in briefed}
+    ids = sorted(set(briefings) | set(bypasses))
+    if not ids:
+        return []
+    reports = {
+        manager_id: int(n)
+        for manager_id, n in session.execute(
+            select(Person.manager_id, func.count())
+            .where(Person.manager_id.in_(ids), Person.active.is_(True))
+            .group_by(Person.manager_id)
+        )
+    }
+    who = {
+        pid: (email, name, path)
+        for pid, email, name, path in session.execute(
+            select(Person.id, Person.email, Person.name, Team.path)
+            .outerjoin(Team, Team.id == Person.team_id)
+            .where(Person.id.in_(ids))
+        )
+    }
+    out = []
+    for pid in ids:
+        email, name, path = who[pid]
+        group = briefings.get(pid)
+        sums = briefed[group] if group else None
+        people, launches = bypasses.get(pid, (0, 0))
+        out.append(
+            {
+                "leader": email,
+                "name": name,
+                "team": path,
+                "direct_reports": int(reports.get(pid, 0)),
+                "briefings": sums["sent"] if sums else 0,
+                "briefings_acknowledged": sums["acknowledged"] if sums else 0,
+                "briefing_lag_median_s": lags[group]["median"] if group in lags else None,
+                "bypassed_people": people,
+                "bypassed_launches": launches,
+            }
+        )
+    return sorted(out, key=lambda r: r["leader"])
+
+
+__all__ = [
+    "BREAKDOWNS",
+    "DEFAULT_TOLERANCE",
+    "FIGURE_COLUMNS",
+    "PERIODS",
+    "SEND_PURPOSES",
+    "Filters",
+    "ack_curve",
+    "breakdown",
+    "default_launch_context",
+    "heatmap",
+    "leaders",
+    "not_acknowledged",
+    "occurrence_timeline",
+    "overview",
+    "repetition",
+]
