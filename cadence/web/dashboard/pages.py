@@ -1,4 +1,9 @@
-"""The dashboard: acknowledgement figures for comms users and team leaders.
+"""The dashboard's routes: acknowledgement figures for comms users and team leaders.
+
+Longer than the other modules for a reason: the routes are closures inside `router`, sharing
+its sign-in, CSRF and response helpers; what each page shows lives in `views`, how it is
+presented in `tables`, its filters in `filters`, and who may see it in
+`cadence.access.policy`.
 
 Comms users see every message and person; a leader sees their own reporting tree and
 nothing else: pages about a message or launch that reached nobody in their tree answer 404
@@ -14,15 +19,13 @@ downloaded as CSV with the same filters.
 
 from __future__ import annotations
 
-import csv
 import hmac
-import io
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -30,14 +33,19 @@ from zoneinfo import ZoneInfo
 import redis
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from cadence.access import users
+from cadence.access.policy import (
+    _needing_attention,
+    _tree_emails,
+    can_see_message,
+    visible_messages,
+    visible_teams,
+)
 from cadence.access.users import SESSION_LIFETIME, Viewer, issue_session
-from cadence.clock import utcnow
 from cadence.config import KNOWN_CHANNELS
-from cadence.directory.audience import Audience, audience_filter, tree_of
+from cadence.directory.audience import Audience
 from cadence.errors import CadenceError, InputError
 from cadence.figures import summaries
 from cadence.figures.measures import (
@@ -53,33 +61,41 @@ from cadence.figures.measures import (
     repetition,
 )
 from cadence.launches.cascade import (
-    LaunchContext,
     context_from,
-    get_launch,
-    launch_occurrence,
     launch_status,
-    plan,
 )
 from cadence.rendering import render
 from cadence.store.db import session_scope
 from cadence.store.models import (
-    Acknowledgement,
-    Delivery,
-    DeliveryStatus,
     Message,
     MessageKind,
-    Occurrence,
-    Person,
-    Team,
 )
 from cadence.web.ack_pages import SECURITY_HEADERS, csrf_field, origin_of
 from cadence.web.charts import (
-    HeatCell,
-    HeatTable,
     ack_curve_chart,
     bar_chart,
-    heat_cell,
-    heat_table,
+)
+from cadence.web.dashboard.filters import FilterForm, read_filters
+from cadence.web.dashboard.tables import (
+    Column,
+    Present,
+    Table,
+)
+from cadence.web.dashboard.views import (
+    FIGURE_TABLE_COLUMNS,
+    HEAT_COLUMNS,
+    LAUNCH_COLUMNS,
+    LEADER_COLUMNS,
+    RELEASE_COLUMNS,
+    REPETITION_COLUMNS,
+    TIMELINE_COLUMNS,
+    WAITING_COLUMNS,
+    _headline_cards,
+    _heat,
+    _launch_cards,
+    _launch_row,
+    _repetition_view,
+    launch_releases,
 )
 from cadence.web.deps import WebDeps
 
@@ -103,695 +119,6 @@ DASHBOARD_HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
 }
-
-
-# ---------------------------------------------------------------------------------------
-# Presenting values: times in the organisation's zone, shares as percentages
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
-
-
-@dataclass(frozen=True)
-class Present:
-    """Formats values for people (pages) and for spreadsheets (CSV), in one zone."""
-
-    zone: ZoneInfo
-    clock: Callable[[], datetime] = utcnow
-
-    def local(self, value: Any) -> datetime | None:
-        moment = _parse_time(value)
-        return moment.astimezone(self.zone) if moment is not None else None
-
-    def when(self, value: Any) -> str:
-        moment = self.local(value)
-        if moment is None:
-            return "\u2013"
-        return f"{moment:%a} {moment.day} {moment:%b %Y, %H:%M}"
-
-    def brief(self, value: Any) -> str:
-        """A time in a table cell: no weekday, and the year only when it is not this one,
-        so wide tables of times stay on one screen."""
-        moment = self.local(value)
-        if moment is None:
-            return "\u2013"
-        year = "" if moment.year == self.clock().astimezone(self.zone).year else f" {moment.year}"
-        return f"{moment.day} {moment:%b}{year}, {moment:%H:%M}"
-
-    def csv_time(self, value: Any) -> str:
-        moment = self.local(value)
-        return moment.isoformat(timespec="seconds") if moment is not None else ""
-
-
-def _percent(value: Any) -> str:
-    return "\u2013" if value is None else f"{float(value):.0%}"
-
-
-def _duration(seconds: Any) -> str:
-    """Seconds as a person reads them: the two largest units are plenty."""
-    if seconds is None:
-        return "\u2013"
-    total = round(float(seconds))
-    if total < 60:
-        return f"{total}s"
-    minutes = total // 60
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h" if hours else f"{days}d"
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return "\u2013"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.1f}"
-    return f"{int(value):,}"
-
-
-def _score(value: Any) -> str:
-    return "\u2013" if value is None else f"{float(value):+.0f}"
-
-
-def _hours(value: Any) -> str:
-    return "\u2013" if value is None else f"{float(value):,.1f} h"
-
-
-# ---------------------------------------------------------------------------------------
-# Tables: one definition renders the HTML table and the CSV export
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    label: str
-    kind: str = "text"  # text, count, share, seconds, time, score, hours, status, yesno
-    link: Callable[[Mapping[str, Any]], str | None] | None = None
-
-    @property
-    def numeric(self) -> bool:
-        return self.kind in ("count", "share", "seconds", "score", "hours")
-
-
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    href: str | None = None
-    numeric: bool = False
-    pill: str | None = None
-    kind: str = "text"
-
-
-_FORMATS: dict[str, Callable[[Any], str]] = {
-    "count": _number,
-    "share": _percent,
-    "seconds": _duration,
-    "score": _score,
-    "hours": _hours,
-}
-
-
-@dataclass
-class Table:
-    name: str
-    title: str
-    columns: list[Column]
-    rows: list[dict[str, Any]]
-    present: Present
-    csv_url: str = ""
-    note: str = ""
-    empty: str = "Nothing in this period."
-    # Rows shown on the page; the CSV always has them all.
-    shown: int = 200
-    cells: list[list[Cell]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.cells = [[self._cell(c, row) for c in self.columns] for row in self.rows[: self.shown]]
-
-    @property
-    def hidden(self) -> int:
-        """Rows left off the page."""
-        return max(0, len(self.rows) - self.shown)
-
-    def _cell(self, column: Column, row: Mapping[str, Any]) -> Cell:
-        value = row.get(column.key)
-        if column.kind == "time":
-            text = self.present.brief(value)
-        elif column.kind == "yesno":
-            text = "\u2013" if value is None else ("yes" if value else "no")
-        elif column.kind in _FORMATS:
-            text = _FORMATS[column.kind](value)
-        else:
-            text = "\u2013" if value is None or value == "" else str(value)
-        href = column.link(row) if column.link is not None else None
-        pill = str(value).replace(" ", "-") if column.kind == "status" and value else None
-        return Cell(text, href, column.numeric, pill, column.kind)
-
-    def csv_value(self, column: Column, value: Any) -> str:
-        if value is None:
-            return ""
-        if column.kind == "time":
-            return self.present.csv_time(value)
-        if column.kind == "yesno":
-            return "yes" if value else "no"
-        if isinstance(value, bool | int | float):
-            return str(value)
-        text = str(value)
-        # A spreadsheet would run a cell starting like a formula: titles and names are
-        # typed by people, so they are written as plain text.
-        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-    def to_csv(self) -> str:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([c.key for c in self.columns])
-        for row in self.rows:
-            writer.writerow([self.csv_value(c, row.get(c.key)) for c in self.columns])
-        return out.getvalue()
-
-
-@dataclass(frozen=True)
-class Card:
-    key: str
-    label: str
-    value: str
-    note: str = ""
-    tone: str = ""
-
-
-# ---------------------------------------------------------------------------------------
-# Filters: GET query parameters, dates read as whole days in the organisation's zone
-
-FILTER_PARAMS = ("since", "until", "team", "channel", "message")
-
-
-@dataclass
-class FilterForm:
-    """What the filter form shows, and what it asked for."""
-
-    since: str = ""
-    until: str = ""
-    team: str = ""
-    channel: str = ""
-    message: str = ""
-    problem: str = ""
-    teams: list[str] = field(default_factory=list)
-    channels: list[str] = field(default_factory=list)
-    messages: list[tuple[int, str]] = field(default_factory=list)
-    show_team: bool = True
-    show_message: bool = True
-
-    @property
-    def active(self) -> bool:
-        return any(getattr(self, name) for name in FILTER_PARAMS)
-
-    def query(self) -> dict[str, str]:
-        """The filters in force, as query parameters for links that keep them."""
-        return {name: getattr(self, name) for name in FILTER_PARAMS if getattr(self, name)}
-
-
-def _day(text: str, zone: ZoneInfo, name: str, problems: list[str]) -> datetime | None:
-    if not text:
-        return None
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        problems.append(f"{name} {text!r} is not a date (YYYY-MM-DD); it was left out")
-        return None
-    return datetime.combine(day, time(0), tzinfo=zone)
-
-
-def read_filters(
-    params: Mapping[str, str],
-    zone: ZoneInfo,
-    *,
-    teams: Sequence[str],
-    channels: Sequence[str],
-    messages: Sequence[tuple[int, str]],
-    scope: int | None,
-) -> tuple[FilterForm, Filters]:
-    """The figures' Filters for a page's query string; anything unusable is dropped and
-    said so, rather than failing the whole page."""
-    problems: list[str] = []
-    form = FilterForm(teams=list(teams), channels=list(channels), messages=list(messages))
-    form.since = params.get("since", "").strip()
-    form.until = params.get("until", "").strip()
-    since = _day(form.since, zone, "from", problems)
-    until_day = _day(form.until, zone, "until", problems)
-    # "Until" names the last day shown, so the window ends at the next local midnight.
-    until = (
-        datetime.combine(until_day.date() + timedelta(days=1), time(0), tzinfo=zone)
-        if until_day is not None
-        else None
-    )
-    if since is not None and until is not None and since >= until:
-        problems.append("the period ends before it starts; the dates were left out")
-        since = until = None
-        form.since = form.until = ""
-    if not since:
-        form.since = ""
-    if not until:
-        form.until = ""
-    team = params.get("team", "").strip().strip("/")
-    if team and team not in teams:
-        problems.append(f"no team {team!r} to show; the team filter was left out")
-        team = ""
-    form.team = team
-    channel = params.get("channel", "").strip().lower()
-    if channel and channel not in channels:
-        problems.append(f"unknown channel {channel!r}; the channel filter was left out")
-        channel = ""
-    form.channel = channel
-    message_id: int | None = None
-    raw = params.get("message", "").strip()
-    if raw:
-        known = {m for m, _ in messages}
-        if raw.isdigit() and int(raw) in known:
-            message_id = int(raw)
-            form.message = raw
-        else:
-            problems.append("no such message to show; the message filter was left out")
-    form.problem = " ".join(p[0].upper() + p[1:] + "." for p in problems)
-    filters = Filters(
-        since=since.astimezone(UTC) if since else None,
-        until=until.astimezone(UTC) if until else None,
-        message_id=message_id,
-        team=team or None,
-        channel=channel or None,
-        scope_person_id=scope,
-    )
-    return form, filters
-
-
-# ---------------------------------------------------------------------------------------
-# What a viewer may see
-
-
-def _delivered_to_tree(message_id: Any, scope: int) -> Any:
-    """SQL: someone in the tree was sent (or planned) something of this message. Asked
-    occurrence by occurrence, so it stops at the first delivery it finds."""
-    return exists().where(
-        Occurrence.message_id == message_id,
-        Delivery.occurrence_id == Occurrence.id,
-        Delivery.person_id.in_(tree_of(scope)),
-    )
-
-
-def _audience_reaches(session: Session, message: Message, scope: int) -> bool:
-    audience = audience_filter(Audience.from_json(message.audience or {}))
-    return bool(session.scalar(select(exists().where(audience, Person.id.in_(tree_of(scope))))))
-
-
-def visible_messages(session: Session, viewer: Viewer) -> list[tuple[int, str]]:
-    """(id, title) of the messages a viewer may look at, newest first: all of them for
-    comms, and for a leader those whose audience or deliveries include their tree."""
-    messages = session.scalars(select(Message).order_by(Message.id.desc())).all()
-    scope = viewer.scope
-    if scope is None:
-        return [(m.id, m.title) for m in messages]
-    reached = set(session.scalars(select(Message.id).where(_delivered_to_tree(Message.id, scope))))
-    return [
-        (m.id, m.title) for m in messages if m.id in reached or _audience_reaches(session, m, scope)
-    ]
-
-
-def _needing_attention(session: Session, viewer: Viewer) -> list[dict[str, Any]]:
-    """Messages the viewer may see that are flagged (see cadence.messages.attention)."""
-    flagged = {
-        m.id: m
-        for m in session.scalars(select(Message).where(Message.attention.is_not(None))).all()
-    }
-    if not flagged:
-        return []
-    return [
-        {"id": mid, "title": title, "problem": flagged[mid].attention}
-        for mid, title in visible_messages(session, viewer)
-        if mid in flagged
-    ]
-
-
-def can_see_message(session: Session, viewer: Viewer, message: Message) -> bool:
-    scope = viewer.scope
-    if scope is None:
-        return True
-    delivered = session.scalar(select(_delivered_to_tree(message.id, scope)))
-    return bool(delivered) or _audience_reaches(session, message, scope)
-
-
-def visible_teams(session: Session, viewer: Viewer) -> list[str]:
-    if viewer.scope is None:
-        return list(session.scalars(select(Team.path).order_by(Team.path)))
-    return list(
-        session.scalars(
-            select(Team.path)
-            .join(Person, Person.team_id == Team.id)
-            .where(Person.id.in_(tree_of(viewer.scope)))
-            .distinct()
-            .order_by(Team.path)
-        )
-    )
-
-
-def _tree_emails(session: Session, scope: int | None, emails: Iterable[str]) -> set[str]:
-    wanted = set(emails)
-    if scope is None or not wanted:
-        return wanted
-    return set(
-        session.scalars(
-            select(Person.email).where(Person.email.in_(wanted), Person.id.in_(tree_of(scope)))
-        )
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# Page data the figures module leaves to the page: a launch's releases
-
-
-def launch_releases(
-    session: Session, message_id: int, ctx: LaunchContext, scope: int | None
-) -> list[dict[str, Any]]:
-    """Each person's place in the launch cascade: planned release, when it really went
-    out and why, and when they acknowledged; only the viewer's tree for a leader."""
-    message, launch = get_launch(session, message_id)
-    timeline = plan(session, message, launch, ctx)
-    root = launch_occurrence(session, message_id)
-    first_sent: dict[int, datetime] = {}
-    reasons: dict[int, str] = {}
-    for delivery in session.scalars(
-        select(Delivery).where(Delivery.occurrence_id == root.id).order_by(Delivery.id)
-    ):
-        reasons.setdefault(delivery.person_id, (delivery.payload or {}).get("release", ""))
-        if delivery.status == DeliveryStatus.SENT.value and delivery.sent_at is not None:
-            earlier = first_sent.get(delivery.person_id, delivery.sent_at)
-            first_sent[delivery.person_id] = min(earlier, delivery.sent_at)
-    acked: dict[int, datetime] = {}
-    for person_id, at in session.execute(
-        select(Acknowledgement.person_id, Acknowledgement.created_at)
-        .where(
-            Acknowledgement.occurrence_id == root.id,
-            Acknowledgement.counted.is_(True),
-            Acknowledgement.message_version >= message.ack_version,
-        )
-        .order_by(Acknowledgement.created_at)
-    ):
-        acked.setdefault(person_id, at)
-    inside: set[int] | None = None
-    if scope is not None:
-        inside = set(session.scalars(tree_of(scope)))
-    rows = []
-    for release in timeline.releases:
-        if inside is not None and release.person_id not in inside:
-            continue
-        sent_at = first_sent.get(release.person_id)
-        if sent_at is None:
-            status = "waiting"
-        elif sent_at > launch.customer_at:
-            status = "breach"
-        else:
-            status = "sent"
-        rows.append(
-            {
-                "person": release.email,
-                "name": release.name,
-                "tier": release.tier + 1,
-                "role": "leader briefing" if release.briefing else "staff",
-                "planned_at": release.release_at,
-                "deadline": release.deadline,
-                "sent_at": sent_at,
-                "released": reasons.get(release.person_id) or None,
-                "acknowledged_at": acked.get(release.person_id),
-                "status": status,
-            }
-        )
-    return rows
-
-
-# ---------------------------------------------------------------------------------------
-# What each table shows
-
-
-FIGURE_TABLE_COLUMNS = [
-    Column("planned", "Planned", "count"),
-    Column("sent", "Sent", "count"),
-    Column("reach", "Reach", "share"),
-    Column("acknowledged", "Acknowledged", "count"),
-    Column("ack_rate", "Ack rate", "share"),
-    Column("ack_median_s", "Median to ack", "seconds"),
-    Column("questions", "Questions", "count"),
-    Column("clarity_score", "Clarity", "score"),
-    Column("on_time_share", "On time", "share"),
-]
-
-
-def _launch_link(row: Mapping[str, Any]) -> str:
-    return f"/dashboard/launches/{row['launch']}"
-
-
-LAUNCH_COLUMNS = [
-    Column("title", "Launch", link=_launch_link),
-    Column("customer_at", "Customers hear", "time"),
-    Column("status", "Status", "status"),
-    Column("audience", "Audience", "count"),
-    Column("reached_before_customers", "Reached first", "share"),
-    Column("acknowledged_before_customers", "Acked first", "share"),
-    Column("leader_bypasses", "Bypasses", "count"),
-    Column("breaches", "Breaches", "count"),
-]
-WAITING_COLUMNS = [
-    Column("name", "Name"),
-    Column("person", "Email"),
-    Column("team", "Team"),
-    Column("manager", "Manager"),
-    Column("repetition", "Repetition", "count"),
-    Column("sent_at", "Sent", "time"),
-]
-TIMELINE_COLUMNS = [
-    Column("repetition", "Repetition", "count"),
-    Column("zone", "Zone"),
-    Column("due_at", "Due", "time"),
-    Column("status", "Status", "status"),
-    Column("first_sent", "First sent", "time"),
-    Column("planned", "Planned", "count"),
-    Column("sent", "Sent", "count"),
-    Column("acknowledged", "Acknowledged", "count"),
-    Column("ack_rate", "Ack rate", "share"),
-]
-REPETITION_COLUMNS = [
-    Column("name", "Name"),
-    Column("person", "Email"),
-    Column("received", "Received", "count"),
-    Column("acknowledged", "Acknowledged", "count"),
-]
-HEAT_COLUMNS = [
-    Column("team", "Team"),
-    Column("message_id", "Message id", "count"),
-    Column("title", "Message"),
-    Column("sent", "Sent", "count"),
-    Column("acknowledged", "Acknowledged", "count"),
-    Column("ack_rate", "Ack rate", "share"),
-]
-LEADER_COLUMNS = [
-    Column("name", "Leader"),
-    Column("leader", "Email"),
-    Column("team", "Team"),
-    Column("direct_reports", "Reports", "count"),
-    Column("briefings", "Briefings", "count"),
-    Column("briefings_acknowledged", "Acknowledged", "count"),
-    Column("briefing_lag_median_s", "Median lag", "seconds"),
-    Column("bypassed_people", "People bypassed", "count"),
-]
-RELEASE_COLUMNS = [
-    Column("name", "Name"),
-    Column("person", "Email"),
-    Column("tier", "Tier", "count"),
-    Column("role", "Gets"),
-    Column("planned_at", "Planned", "time"),
-    Column("deadline", "Leader deadline", "time"),
-    Column("sent_at", "Sent", "time"),
-    Column("released", "Released because"),
-    Column("acknowledged_at", "Acknowledged", "time"),
-    Column("status", "Status", "status"),
-]
-
-
-def _launch_row(status: Mapping[str, Any]) -> dict[str, Any]:
-    return {column.key: status.get(column.key) for column in LAUNCH_COLUMNS} | {
-        "launch": status["launch"]
-    }
-
-
-@dataclass(frozen=True)
-class RepetitionView:
-    chart: Any
-    note: str
-
-
-def _repetition_view(found: Mapping[str, Any], title: str) -> RepetitionView | None:
-    """How many of the audience received a core message how often, as a chart: once is
-    not enough, so the share reached every time is the figure to watch."""
-    audience, offered = found["audience"], found["repetitions"]
-    if not audience:
-        return None
-    spread: dict[int, int] = found["distribution"]
-    every = sum(n for times, n in spread.items() if offered and times >= offered)
-    labels = [f"{times} of {offered}" for times in spread]
-    chart = bar_chart(
-        labels,
-        {"people": [n / audience for n in spread.values()]},
-        description=f"Share of the audience by how many repetitions of {title} they received",
-    )
-    note = (
-        f"{offered} repetition{'s' if offered != 1 else ''} in this period; "
-        f"{_number(every)} of {_number(audience)} people ({_percent(every / audience)}) "
-        "received every one."
-    )
-    return RepetitionView(chart, note)
-
-
-def _tone(value: Any, good: float, fair: float) -> str:
-    if value is None:
-        return ""
-    return "good" if value >= good else ("warn" if value >= fair else "bad")
-
-
-def _headline_cards(head: Mapping[str, Any], *, message_page: bool = False) -> list[Card]:
-    """The few numbers a comms team reads first, each with the count behind its share."""
-    sent, planned = head["sent"], head["planned"]
-    cards = [
-        Card("sent", "Sent", _number(sent), f"of {_number(planned)} planned"),
-        Card(
-            "reach",
-            "Reach",
-            _percent(head["reach"]),
-            "planned that arrived",
-            _tone(head["reach"], 0.98, 0.9),
-        ),
-        Card(
-            "ack_rate",
-            "Acknowledged",
-            _percent(head["ack_rate"]),
-            f"{_number(head['acknowledged'])} of {_number(sent)} sent",
-            _tone(head["ack_rate"], 0.8, 0.5),
-        ),
-        Card(
-            "ack_median_s",
-            "Median time to ack",
-            _duration(head["ack_median_s"]),
-            f"90% within {_duration(head['ack_p90_s'])}",
-        ),
-        Card(
-            "questions",
-            "Questions",
-            _number(head["questions"]),
-            f"{_percent(head['question_rate'])} of those sent",
-        ),
-        Card(
-            "clarity_score",
-            "Clarity",
-            _score(head["clarity_score"]),
-            f"from {_number(head['ratings'])} ratings, -100 to 100",
-        ),
-    ]
-    if not message_page or head.get("on_time_share") is not None:
-        cards.append(
-            Card(
-                "on_time_share",
-                "On time",
-                _percent(head["on_time_share"]),
-                f"within {head['on_time_tolerance_minutes']:g} min of due",
-                _tone(head["on_time_share"], 0.95, 0.8),
-            )
-        )
-    if head.get("missed_occurrences"):
-        cards.append(
-            Card(
-                "missed_occurrences",
-                "Missed",
-                _number(head["missed_occurrences"]),
-                "occurrences too late to send",
-                "bad",
-            )
-        )
-    return cards
-
-
-def _launch_cards(status: Mapping[str, Any]) -> list[Card]:
-    breaches = status["breaches"]
-    return [
-        Card(
-            "audience",
-            "Audience",
-            _number(status["audience"]),
-            f"{_number(status['reached'])} reached so far",
-        ),
-        Card(
-            "reached_before_customers",
-            "Reached before customers",
-            _percent(status["reached_before_customers"]),
-            "of the audience",
-            _tone(status["reached_before_customers"], 1.0, 0.95),
-        ),
-        Card(
-            "acknowledged_before_customers",
-            "Acknowledged before customers",
-            _percent(status["acknowledged_before_customers"]),
-            "of the audience",
-            _tone(status["acknowledged_before_customers"], 0.8, 0.5),
-        ),
-        Card(
-            "leaders_briefed_before_their_teams",
-            "Leaders first",
-            _percent(status["leaders_briefed_before_their_teams"]),
-            "people whose leader heard before them",
-            _tone(status["leaders_briefed_before_their_teams"], 1.0, 0.9),
-        ),
-        Card(
-            "leader_bypasses",
-            "Leader bypasses",
-            _number(status["leader_bypasses"]),
-            f"{_number(status['released_after_leader_acknowledged'])} released by their "
-            "leader's acknowledgement",
-        ),
-        Card(
-            "median_lead_hours",
-            "Median warning",
-            _hours(status["median_lead_hours"]),
-            "before customers heard",
-        ),
-        Card(
-            "breaches",
-            "Breaches",
-            _number(breaches),
-            "heard after customers",
-            "bad" if breaches else "good",
-        ),
-    ]
-
-
-def _heat(heat: Mapping[str, Any]) -> tuple[HeatTable, list[dict[str, Any]]]:
-    """The heatmap as a coloured table, and its cells as rows for the CSV."""
-    titles = {m["id"]: m["title"] or f"Message {m['id']}" for m in heat["messages"]}
-    columns = [titles[m["id"]] for m in heat["messages"]]
-    rows = [team or "(no team)" for team in heat["teams"]]
-    cells: dict[tuple[str, str], HeatCell] = {}
-    csv_rows: list[dict[str, Any]] = []
-    for cell in heat["cells"]:
-        team = cell["team"] or "(no team)"
-        title = titles.get(cell["message_id"], str(cell["message_id"]))
-        cells[(team, title)] = heat_cell(
-            cell["ack_rate"],
-            f"{team}, {title}: {cell['acknowledged']} of {cell['sent']} acknowledged",
-        )
-        csv_rows.append({**cell, "team": team, "title": title})
-    return heat_table(rows, columns, cells), csv_rows
 
 
 # ---------------------------------------------------------------------------------------
