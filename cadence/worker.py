@@ -16,14 +16,12 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from cadence.answers.followups import (
-    FORWARD_QUESTION_TASK,
     SLACK_UPDATE_TASK,
     TryLater,
-    forward_question,
     slack_client,
-    smtp_config,
     update_slack_message,
 )
+from cadence.answers.questions import FORWARD_QUESTION_TASK, forward_question
 from cadence.clock import utcnow
 from cadence.config import Settings
 from cadence.delivery.broker import celery_url
@@ -162,19 +160,11 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
             raise self.retry(countdown=exc.delay, exc=exc) from exc
         return asdict(result)
 
-    @app.task(name=FORWARD_QUESTION_TASK, bind=True, shared=False, max_retries=FOLLOW_UP_RETRIES)
-    def forward_question_task(self: Any, acknowledgement_id: int) -> dict[str, Any]:
-        try:
-            with session_scope(state.runtime.sessions) as session:
-                result = forward_question(
-                    session,
-                    acknowledgement_id,
-                    slack=slack_client(settings),
-                    smtp=smtp_config(settings),
-                    sender=settings.email_from,
-                )
-        except TryLater as exc:
-            raise self.retry(countdown=exc.delay, exc=exc) from exc
+    @app.task(name=FORWARD_QUESTION_TASK, shared=False)
+    def forward_question_task(acknowledgement_id: int) -> dict[str, Any]:
+        # Only writes the outbox rows; the tick sends them like every other delivery.
+        with session_scope(state.runtime.sessions) as session:
+            result = forward_question(session, acknowledgement_id, utcnow())
         log.info("question %d forwarded: %s", acknowledgement_id, result)
         return asdict(result)
 

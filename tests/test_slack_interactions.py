@@ -24,11 +24,10 @@ from sqlalchemy.orm import Session
 
 from cadence.answers.acks import make_answer, record_answer
 from cadence.answers.followups import (
-    FORWARD_QUESTION_TASK,
     SLACK_UPDATE_TASK,
-    forward_question,
     update_slack_message,
 )
+from cadence.answers.questions import FORWARD_QUESTION_TASK, forward_question
 from cadence.answers.slack_signing import (
     BadInteraction,
     BadTimestamp,
@@ -45,7 +44,6 @@ from cadence.bench.slack_standin import SlackStandIn
 from cadence.bench.smtp_standin import SmtpStandIn
 from cadence.config import Settings
 from cadence.delivery.broker import redis_client
-from cadence.delivery.channels.email import parse_smtp_url
 from cadence.delivery.channels.registry import make_channel
 from cadence.delivery.dispatch import tick
 from cadence.delivery.sending import send_batch
@@ -522,41 +520,70 @@ def test_update_slack_message_skips_what_has_nothing_to_show(
     assert slack.requests("chat.update") == []
 
 
+def _deliver(rt: Runtime, settings: Settings) -> None:
+    """What the tick and the workers do, until the outbox is empty."""
+    channels: dict[str, Any] = {}
+
+    def channel(name: str) -> Any:
+        if name not in channels:
+            channels[name] = make_channel(name, settings, settings.redis_url)
+        return channels[name]
+
+    for _ in range(5):
+        queued: list[int] = []
+        tick(rt.sessions, policy_from(settings), queued.extend, NINE)
+        if not queued:
+            return
+        send_batch(rt.sessions, channel, queued, send_policy_from(settings), NINE)
+
+
 def test_forward_question_sends_a_slack_dm_to_the_team_leader(
     wired: Settings, rt: Runtime, db: Session, slack: SlackStandIn
 ) -> None:
     sent = _send_one(rt, db)
     ack_id = _answer(db, sent, "question", "Is <!channel> told too? & when?")
-    result = forward_question(db, ack_id, slack=_client(wired), smtp=None, sender="x@y.z")
-    assert (result.via, result.to) == ("slack", "UBOSS")
+    result = forward_question(db, ack_id, NINE)
+    db.commit()
+    assert (result.via, result.to) == ("slack", "boss@example.com")
+    _deliver(rt, wired)
     [post] = [r for r in slack.requests("chat.postMessage") if r.params["channel"] == "UBOSS"]
     flat = json.dumps(_blocks(post.params["blocks"]))
     assert "Ada Lovelace" in flat and "Own the outcome" in flat
     assert "&lt;!channel&gt;" in flat and "<!channel>" not in flat
+    assert "Got it" not in flat  # information for the leader, nothing to acknowledge
+    # Recorded like every send, and kept out of the message's figures.
+    ada = db.get(Person, sent.person_id)
+    assert ada is not None
+    [delivery] = db.scalars(select(Delivery).where(Delivery.person_id == ada.manager_id)).all()
+    assert delivery.status == "sent" and delivery.occurrence.purpose == "question"
     repeat_id = _answer(db, sent, "question", "Is <!channel> told too? & when?")
-    again = forward_question(db, repeat_id, slack=_client(wired), smtp=None, sender="x@y.z")
+    again = forward_question(db, repeat_id, NINE)
     assert again.via == "nobody"
+    assert forward_question(db, ack_id, NINE).via == "slack"  # twice writes nothing more
+    db.commit()
+    _deliver(rt, wired)
+    assert (
+        len([r for r in slack.requests("chat.postMessage") if r.params["channel"] == "UBOSS"]) == 1
+    )
 
 
-def test_forward_question_emails_a_team_leader_without_slack(
+def test_forward_question_emails_a_team_leader_slack_cannot_reach(
     wired: Settings, rt: Runtime, db: Session, slack: SlackStandIn
 ) -> None:
     sent = _send_one(rt, db, manager_slack=None)
+    slack.configure(accept_any=False, users=[{"id": "U001", "email": "ada@example.com"}])
     ack_id = _answer(db, sent, "question", "Who do I ask about refunds?")
     with SmtpStandIn() as smtp:
-        result = forward_question(
-            db,
-            ack_id,
-            slack=_client(wired),
-            smtp=parse_smtp_url(smtp.url),
-            sender="Comms Team <comms@example.com>",
-        )
+        mailing = wired.model_copy(update={"smtp_url": smtp.url})
+        result = forward_question(db, ack_id, NINE)
+        db.commit()
+        _deliver(Runtime(mailing), mailing)
         [mail] = smtp.messages
-    assert (result.via, result.to) == ("email", "boss@example.com")
+    assert result.via == "slack"  # tried first; the leader has no Slack account
     assert mail.rcpt_tos == ("boss@example.com",)
     assert mail.message["To"] == "Grace Hopper <boss@example.com>"
     assert mail.message["Reply-To"] == "Ada Lovelace <ada@example.com>"
-    assert "Own the outcome" in mail.subject
+    assert "Own the outcome" in mail.subject and "Ada Lovelace" in mail.subject
     assert "Who do I ask about refunds?" in mail.body()
     assert [r.params["channel"] for r in slack.requests("chat.postMessage")] == ["U001"]
 
@@ -570,7 +597,7 @@ def test_forward_question_without_a_team_leader_reaches_nobody(
     ada.manager_id = None
     db.commit()
     ack_id = _answer(db, sent, "question", "Anyone?")
-    result = forward_question(db, ack_id, slack=_client(wired), smtp=None, sender="x@y.z")
+    result = forward_question(db, ack_id, NINE)
     assert (result.via, result.reason) == ("nobody", "no team leader")
 
 
@@ -584,6 +611,8 @@ def test_the_worker_tasks_call_the_follow_ups(
     updated = app.tasks[SLACK_UPDATE_TASK].apply(args=[sent.delivery_id]).get()
     forwarded = app.tasks[FORWARD_QUESTION_TASK].apply(args=[ack_id]).get()
     assert updated["status"] == "updated" and forwarded["via"] == "slack"
+    _deliver(rt, wired)
+    assert [r.params["channel"] for r in slack.requests("chat.postMessage")] == ["U001", "UBOSS"]
     assert len(slack.requests("chat.update")) == 1
     assert db.scalar(select(func.count()).select_from(Acknowledgement)) == 1
 

@@ -19,6 +19,7 @@ from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
+from cadence.answers.questions import QUESTION_CHANNELS, QUESTION_PURPOSE, question_content
 from cadence.answers.tokens import ack_url, make_ack_token
 from cadence.delivery.channels.base import Channel, Outcome, OutcomeKind, Outgoing, Recipient
 from cadence.errors import CadenceError
@@ -93,6 +94,7 @@ def prepare(delivery: Delivery, policy: SendPolicy, session: Session) -> Outgoin
     title = message.title
     answerable = True
     note: str | None = None
+    reply_to: tuple[str, str] | None = None
     if purpose == "escalation":
         people = [
             {"name": md_escape(p["name"]), "email": md_escape(p["email"])}
@@ -101,6 +103,11 @@ def prepare(delivery: Delivery, policy: SendPolicy, session: Session) -> Outgoin
         title = f"Not yet acknowledged: {message.title}"
         body = render("digest/body.md", people=people, title=md_escape(message.title))
         answerable = False
+    elif purpose == QUESTION_PURPOSE:
+        title, body, asker = question_content(session, delivery)
+        answerable = False
+        if asker is not None:
+            reply_to = (asker.name, asker.email)
     elif message.kind == "launch":
         context = context_for_person(person, message.title, policy.org_zone)
         staff_body = personalise(message.body, context)
@@ -126,6 +133,7 @@ def prepare(delivery: Delivery, policy: SendPolicy, session: Session) -> Outgoin
         written_at=delivery.created_at,
         answerable=answerable,
         leader_note=note,
+        reply_to=reply_to,
     )
 
 
@@ -386,7 +394,8 @@ def _fall_back(session: Session, deliveries: Sequence[Delivery], now: datetime) 
                 Delivery.person_id == delivery.person_id,
             )
         ).all()
-        channel = fallback_channel(message.channels, tried)
+        allowed = QUESTION_CHANNELS if delivery.occurrence.purpose == QUESTION_PURPOSE else None
+        channel = fallback_channel(allowed or message.channels, tried)
         if channel is None:
             continue
         rows.append(
@@ -399,6 +408,8 @@ def _fall_back(session: Session, deliveries: Sequence[Delivery], now: datetime) 
                 "attempts": 0,
                 "created_at": now,
                 "fallback_from_id": delivery.id,
+                # What the delivery is about (a digest's people, a forwarded question).
+                "payload": delivery.payload,
             }
         )
     return insert_ignoring_duplicates(session, Delivery, rows)

@@ -30,6 +30,7 @@ from cadence.answers.acks import (
     record_answer,
     root_occurrence,
 )
+from cadence.answers.questions import FORWARD_QUESTION_TASK
 from cadence.answers.tokens import AckClaim, TokenExpired, TokenInvalid, read_ack_token
 from cadence.errors import InputError
 from cadence.rendering import render
@@ -40,7 +41,6 @@ from cadence.web.deps import WebDeps
 CSRF_COOKIE = "cadence_csrf"
 CSRF_PATH = "/ack"
 _COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]{32,128}")
-FORWARD_QUESTION_TASK = "cadence.forward_question"
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",

@@ -26,7 +26,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from starlette.concurrency import run_in_threadpool
 
 from cadence.answers.acks import NotRecipient, load_delivery, make_answer, record_answer
-from cadence.answers.followups import FORWARD_QUESTION_TASK, SLACK_UPDATE_TASK
+from cadence.answers.followups import SLACK_UPDATE_TASK
+from cadence.answers.questions import FORWARD_QUESTION_TASK
 from cadence.answers.slack_signing import (
     CLARITY_BLOCK_ID,
     QUESTION_BLOCK_ID,

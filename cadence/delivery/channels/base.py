@@ -46,6 +46,8 @@ class Outgoing:
     written_at: datetime | None = None
     # False for what is only information (a manager's digest): no buttons, no ack link.
     answerable: bool = True
+    # (name, address) replies should go to, when not to the sender (a forwarded question).
+    reply_to: tuple[str, str] | None = None
 
 
 class OutcomeKind(StrEnum):

@@ -76,6 +76,8 @@ def build_email(item: Outgoing, sender: str) -> EmailMessage:
     msg["Subject"] = subject
     msg["From"] = sender
     msg["To"] = formataddr((item.recipient.name, item.recipient.email))
+    if item.reply_to is not None:
+        msg["Reply-To"] = formataddr(item.reply_to)
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = f"<delivery-{item.delivery_id}@{domain}>"
     msg["X-Mailer"] = MAILER
