@@ -45,11 +45,8 @@ def wait_until(predicate: object, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-def test_killed_worker_mid_batch_sends_nothing_twice(
-    settings: Settings, session: Session, slack: SlackStandIn
-) -> None:
-    wired = settings.model_copy(
+def wire(settings: Settings, slack: SlackStandIn) -> Settings:
+    return settings.model_copy(
         update={
             "slack_bot_token": TOKEN,
             "slack_api_url": slack.base_url,
@@ -58,6 +55,34 @@ def test_killed_worker_mid_batch_sends_nothing_twice(
             "slack_channel_gap_seconds": 0,
         }
     )
+
+
+def start_worker(wired: Settings, slack: SlackStandIn) -> subprocess.Popen[bytes]:
+    """A real `cadence worker` (solo pool) in a session of its own, so SIGKILL takes it all."""
+    env = dict(os.environ)
+    env.update(
+        CADENCE_DATABASE_URL=wired.database_url,
+        CADENCE_REDIS_URL=wired.redis_url or "",
+        CADENCE_SLACK_BOT_TOKEN=TOKEN,
+        CADENCE_SLACK_API_URL=slack.base_url,
+        CADENCE_SLACK_CHANNEL_GAP_SECONDS="0",
+        CADENCE_SLACK_RATE_PER_MINUTE="60000",
+        CADENCE_SLACK_BURST="1000",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "cadence", "worker", "--pool", "solo", "--loglevel", "WARNING"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.slow
+def test_killed_worker_mid_batch_sends_nothing_twice(
+    settings: Settings, session: Session, slack: SlackStandIn
+) -> None:
+    wired = wire(settings, slack)
     rt = Runtime(wired)
     emails = [f"p{i}@example.com" for i in range(10)]
     for i, email in enumerate(emails):
@@ -78,23 +103,7 @@ def test_killed_worker_mid_batch_sends_nothing_twice(
 
     # Half the posts hang inside "Slack": the worker is waiting on them when it dies.
     slack.fail_next(5, stall=2.0, method="chat.postMessage")
-    env = dict(os.environ)
-    env.update(
-        CADENCE_DATABASE_URL=wired.database_url,
-        CADENCE_REDIS_URL=wired.redis_url or "",
-        CADENCE_SLACK_BOT_TOKEN=TOKEN,
-        CADENCE_SLACK_API_URL=slack.base_url,
-        CADENCE_SLACK_CHANNEL_GAP_SECONDS="0",
-        CADENCE_SLACK_RATE_PER_MINUTE="60000",
-        CADENCE_SLACK_BURST="1000",
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "cadence", "worker", "--pool", "solo", "--loglevel", "WARNING"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_worker(wired, slack)
     try:
         assert wired.redis_url
         make_celery(wired, wired.redis_url).send_task(SEND_TASK, args=[batch])
@@ -138,15 +147,7 @@ def test_killed_worker_mid_batch_sends_nothing_twice(
 def test_a_forwarded_question_survives_a_killed_worker_with_one_copy_at_the_leader(
     settings: Settings, session: Session, slack: SlackStandIn
 ) -> None:
-    wired = settings.model_copy(
-        update={
-            "slack_bot_token": TOKEN,
-            "slack_api_url": slack.base_url,
-            "slack_rate_per_minute": 60_000,
-            "slack_burst": 1000,
-            "slack_channel_gap_seconds": 0,
-        }
-    )
+    wired = wire(settings, slack)
     rt = Runtime(wired)
     boss = f.person(session, "boss@example.com")
     boss.slack_user_id = "UBOSS"
@@ -182,21 +183,7 @@ def test_a_forwarded_question_survives_a_killed_worker_with_one_copy_at_the_lead
 
     # Slack takes the question and is slow to answer: the worker dies waiting.
     slack.fail_next(1, late=5.0, method="chat.postMessage")
-    env = dict(os.environ)
-    env.update(
-        CADENCE_DATABASE_URL=wired.database_url,
-        CADENCE_REDIS_URL=wired.redis_url or "",
-        CADENCE_SLACK_BOT_TOKEN=TOKEN,
-        CADENCE_SLACK_API_URL=slack.base_url,
-        CADENCE_SLACK_CHANNEL_GAP_SECONDS="0",
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "cadence", "worker", "--pool", "solo", "--loglevel", "WARNING"],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_worker(wired, slack)
     try:
         assert wired.redis_url
         make_celery(wired, wired.redis_url).send_task(SEND_TASK, args=[question_batch])
