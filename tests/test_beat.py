@@ -201,3 +201,15 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code in (200, 503)
     except httpx.HTTPError:
         return False
+
+
+def test_up_starts_a_child_that_exits_again_and_stops_one_that_keeps_exiting() -> None:
+    from cadence.cli.supervisor import MAX_RESTARTS, Supervisor
+
+    sup = Supervisor(env=dict(os.environ), restart_pause=0.05)
+    sup.start("short-lived", ["--help"])  # exits at once, every time
+    started = time.monotonic()
+    code = sup.run(duration=60)
+    # Started again after each exit, then given up on: everything stopped, exit code 1.
+    assert code == 1 and time.monotonic() - started < 30
+    assert len(sup._exits["short-lived"]) == MAX_RESTARTS + 1

@@ -1,0 +1,74 @@
+"""The JSON API's errors: every refusal is an RFC 9457 problem with the problems named."""
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from cadence.errors import InputError
+from cadence.messages import approvals
+from cadence.web.api.schemas import (
+    Problem,
+    ValidationFailure,
+)
+
+# ---------------------------------------------------------------------------------------
+# Errors
+
+
+@dataclass
+class ApiError(Exception):
+    status: int
+    detail: str
+    problems: list[str] = field(default_factory=list)
+    headers: dict[str, str] | None = None
+
+
+def _problem(
+    status: int, detail: str, problems: list[str], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = Problem(detail=detail, problems=problems).model_dump()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _ProblemRoute(APIRoute):
+    """Turns domain errors into `{"detail", "problems"}` answers. A route class rather than
+    app-wide exception handlers, so the API's error format stays the API's own."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except ApiError as exc:
+                return _problem(exc.status, exc.detail, exc.problems, exc.headers)
+            except approvals.NotAllowed as exc:
+                return _problem(403, str(exc), [])
+            except approvals.NotPending as exc:
+                return _problem(409, exc.summary, exc.problems)
+            except InputError as exc:
+                return _problem(422, exc.summary, exc.problems)
+
+        return handler
+
+
+# OpenAPI `responses` entries, shared by the routes below.
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "No token, or not a valid one."}}
+FORBIDDEN: Responses = {
+    403: {"model": Problem, "description": "Not allowed for this user's role or tree."}
+}
+NOT_FOUND: Responses = {
+    404: {"model": Problem, "description": "No such message visible to this user."}
+}
+INVALID: Responses = {
+    422: {
+        "model": Problem | ValidationFailure,
+        "description": "Refused by the same checks as the CLI, one line per problem. A body "
+        "that is not the right shape gets FastAPI's usual validation answer instead.",
+    }
+}
