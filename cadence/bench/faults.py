@@ -224,8 +224,14 @@ def run_scenario(
     live.beats = [live.start(["beat"]) for _ in range(scenario.beats)]
     faulted = scenario.fault is None
     settled = False
+    restarts = 0
     try:
         while time.monotonic() - started < timeout:
+            if live.worker is not None and live.worker.poll() is not None:
+                # Celery's reconnection can fall over on a Redis restart; `cadence up` and a
+                # container's restart policy start the worker again, and so does this.
+                restarts += 1
+                live.start_worker()
             sent, failed, still = _counts(live.runtime, message_id)
             if not faulted and sent >= FAULT_AT * recipients:
                 assert scenario.fault is not None
@@ -255,6 +261,7 @@ def run_scenario(
         "recorded_sent": sent,
         "recorded_failed": failed,
         "still_open": still,
+        "worker_restarts": restarts,
     }
 
 
