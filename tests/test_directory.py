@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
+from cadence.directory.files import parse_directory
 from cadence.directory.people import (
     DirectoryRow,
     StoredPerson,
     import_directory,
     list_people,
-    parse_directory,
     validate,
 )
 from cadence.errors import InputError

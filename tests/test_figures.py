@@ -56,10 +56,9 @@ from cadence.figures.measures import (
     breakdown,
     heatmap,
     leaders,
-    not_acknowledged,
     overview,
-    repetition,
 )
+from cadence.figures.message_detail import not_acknowledged, repetition
 from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch, launch_occurrence
 from cadence.planning.followups import WorkingHours
 from cadence.store.models import (

@@ -18,17 +18,9 @@ from cadence.delivery.dispatch import tick
 from cadence.delivery.sending import send_batch
 from cadence.directory.audience import Audience
 from cadence.errors import InputError
-from cadence.launches.cascade import (
-    LaunchContext,
-    LaunchEdit,
-    LaunchSpec,
-    add_launch,
-    edit_launch,
-    get_launch,
-    launch_status,
-    plan,
-    set_note,
-)
+from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch, get_launch, plan
+from cadence.launches.changes import LaunchEdit, edit_launch, set_note
+from cadence.launches.status import launch_status
 from cadence.planning.followups import WorkingHours
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, Occurrence, Person

@@ -1,4 +1,5 @@
-"""The `cadence` command. Verbs are thin: they parse, call a module, and print."""
+"""The `cadence` command. Verbs are thin: they parse, call a module, and print. On top: may
+import anything; only `cli/bench.py` imports the benchmarks."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadence.directory.audience import Audience
-from cadence.directory.people import ImportResult, import_directory, parse_directory
+from cadence.directory.files import parse_directory
+from cadence.directory.people import ImportResult, import_directory
 from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch
 from cadence.messages.core import CadenceSpec, CoreMessageSpec, add_core_message
 from cadence.messages.planner import invalidate

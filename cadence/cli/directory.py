@@ -10,9 +10,10 @@ from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
 from cadence.directory import people as directory
+from cadence.directory.files import parse_directory
 from cadence.errors import InputError
 from cadence.launches.cascade import context_from as launch_context
-from cadence.launches.cascade import late_launches
+from cadence.launches.status import late_launches
 from cadence.messages.planner import invalidate
 
 directory_app = typer.Typer(
@@ -63,7 +64,7 @@ def import_file(
     ),
 ) -> None:
     """Parse first, so a malformed file fails before the database is even opened."""
-    rows = directory.parse_directory(file)
+    rows = parse_directory(file)
     settings = runtime(ctx).settings
     with db_session(ctx) as session:
         now = utcnow()

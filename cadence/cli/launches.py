@@ -14,18 +14,15 @@ from cadence.clock import utcnow
 from cadence.directory.audience import Audience, build_audience
 from cadence.errors import InputError
 from cadence.launches.cascade import (
-    LaunchEdit,
     LaunchSpec,
     add_launch,
-    cancel_launch,
     context_from,
-    edit_launch,
     get_launch,
-    launch_status,
     parse_customer_time,
     plan,
-    set_note,
 )
+from cadence.launches.changes import LaunchEdit, cancel_launch, edit_launch, set_note
+from cadence.launches.status import launch_status
 from cadence.planning.recurrence import zone
 from cadence.store.models import Launch, Message
 

@@ -21,8 +21,8 @@ from cadence.figures.measures import (
     Filters,
     breakdown,
     overview,
-    repetition,
 )
+from cadence.figures.message_detail import repetition
 from cadence.launches.cascade import context_from
 from cadence.store.db import check_migrated
 

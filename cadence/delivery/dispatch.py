@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from cadence.answers.acks import unanswered_recipients
 from cadence.directory.audience import Audience, audience_filter, effective_zone
 from cadence.figures.summaries import refresh
-from cadence.launches.cascade import LaunchContext, release_due
+from cadence.launches.cascade import LaunchContext
+from cadence.launches.release import release_due
 from cadence.messages.attention import isolated
 from cadence.messages.channel_choice import channels_for
 from cadence.messages.planner import plan
@@ -149,7 +150,7 @@ def claim_due(
             select(Occurrence.id)
             .where(Occurrence.status == OccurrenceStatus.PLANNED.value)
             .where(Occurrence.due_at <= now)
-            # A launch is released person by person (see cadence.launches.cascade), not in one go.
+            # A launch is released person by person (see cadence.launches.release), not in one go.
             .where(Occurrence.purpose != "launch")
             .order_by(Occurrence.due_at)
             .limit(policy.claim_limit)

@@ -23,7 +23,7 @@ from cadence.answers.questions import QUESTION_CHANNELS, QUESTION_PURPOSE, quest
 from cadence.answers.tokens import ack_url, make_ack_token
 from cadence.delivery.channels.base import Channel, Outcome, OutcomeKind, Outgoing, Recipient
 from cadence.errors import CadenceError
-from cadence.launches.cascade import launch_content
+from cadence.launches.content import launch_content
 from cadence.messages.attention import describe, flag
 from cadence.messages.channel_choice import fallback_channel
 from cadence.messages.markdown import md_escape

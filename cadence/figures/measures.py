@@ -40,7 +40,7 @@ Definitions (each figure is None when its denominator is empty):
   acknowledged = of those, how many they answered; the audience is everyone planned at least
   one occurrence in the window; share reached at least k times = people received >= k /
   audience.
-- launch compliance: `cadence.launches.cascade.launch_status` for each launch due in the window.
+- launch compliance: `cadence.launches.status.launch_status` for each launch due in the window.
 - briefing lag: per leader, median seconds from the first sent time of their launch leader
   briefing to their first counted answer to it, over briefings they acknowledged.
 - bypasses: per leader, people in their direct team whose launch message was released by
@@ -61,13 +61,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session
 
 from cadence.errors import InputError
 from cadence.figures.slices import PERCENTILES, Filters, GroupKey, Slice, SqlColumn
 from cadence.figures.summaries import DEFAULT_TOLERANCE, SEND_PURPOSES, SUMS
-from cadence.launches.cascade import LaunchContext, launch_status
+from cadence.launches.cascade import LaunchContext
+from cadence.launches.status import launch_status
 from cadence.planning.followups import WorkingHours
 from cadence.store.expressions import period_start
 from cadence.store.models import (
@@ -352,186 +353,6 @@ def heatmap(session: Session, filters: Filters) -> dict[str, Any]:
     }
 
 
-def repetition(
-    session: Session,
-    message_id: int,
-    since: datetime | None,
-    until: datetime | None,
-    k: int,
-    *,
-    filters: Filters | None = None,
-) -> dict[str, Any]:
-    """How often each person in a message's audience really received it in the window, how
-    often they acknowledged it, and the share reached at least `k` times. `filters` narrows
-    people or the channel (a leader's scope); its window and message are replaced."""
-    if k < 1:
-        raise InputError("k must be at least 1")
-    message = _message(session, message_id)
-    sliced = replace(filters or Filters(), message_id=message_id, since=since, until=until)
-    sl = Slice(session, sliced)
-    columns = sl.columns
-    per_person = (
-        sl.rows(
-            [
-                PersonOccurrence.person_id.label("person_id"),
-                func.sum(columns.planned).label("planned"),
-                func.count(columns.first_sent).label("received"),
-                func.sum(case((columns.acknowledged(), 1), else_=0)).label("acknowledged"),
-            ]
-        )
-        .group_by(PersonOccurrence.person_id)
-        .subquery("per_person")
-    )
-    # One pass: everyone in the audience (planned at least once) with their counts; the
-    # summary and the distribution are added up from the same rows.
-    people = session.execute(
-        select(Person.email, Person.name, per_person.c.received, per_person.c.acknowledged)
-        .join(Person, Person.id == per_person.c.person_id)
-        .where(per_person.c.planned > 0)
-        .order_by(Person.email)
-    ).all()
-    spread: dict[int, int] = {}
-    for _, _, got, _ in people:
-        spread[int(got)] = spread.get(int(got), 0) + 1
-    offered = session.scalar(
-        select(func.count(func.distinct(Occurrence.sequence))).where(
-            *sl.occurrence,
-            Occurrence.status.in_(
-                [OccurrenceStatus.DISPATCHING.value, OccurrenceStatus.DISPATCHED.value]
-            ),
-        )
-    )
-    size, reached = len(people), sum(n for times, n in spread.items() if times >= k)
-    return {
-        "message_id": message.id,
-        "title": message.title,
-        "since": since.isoformat() if since else None,
-        "until": until.isoformat() if until else None,
-        "k": k,
-        "repetitions": int(offered or 0),
-        "audience": size,
-        "reached_at_least_k": reached,
-        "share_reached_at_least_k": _ratio(reached, size),
-        "distribution": dict(sorted(spread.items())),
-        "people": [
-            {"person": email, "name": name, "received": int(got), "acknowledged": int(acked)}
-            for email, name, got, acked in people
-        ],
-    }
-
-
-def not_acknowledged(session: Session, message_id: int, filters: Filters) -> list[dict[str, Any]]:
-    """Active people who have not answered the latest occurrence of the message they were
-    sent (in the slice), for a version of the message that still counts: who to chase.
-
-    Each person's latest send is the first of their rows of the message in
-    (person, message, due time) order, so the cost follows the number of people, not the
-    length of the message's history.
-    """
-    message = _message(session, message_id)
-    sl = Slice(session, replace(filters, message_id=message_id))
-    p, columns = PersonOccurrence, sl.columns
-    # The window is put on the rows' own copy of the due time (every row is of a send), so
-    # the index is read newest first and the first sent row ends the search.
-    window = [p.message_id == message_id]
-    if filters.since is not None:
-        window.append(p.due_at >= filters.since)
-    if filters.until is not None:
-        window.append(p.due_at < filters.until)
-    newest = (
-        select(p.occurrence_id)
-        .where(p.person_id == Person.id, *window, *columns.rows(), columns.sent())
-        .where(*sl.on_channel())
-        .order_by(p.due_at.desc(), p.occurrence_id.desc())
-        .limit(1)
-        .correlate(Person)
-        .scalar_subquery()
-    )
-    latest = (
-        select(Person.id.label("person_id"), newest.label("occurrence_id"))
-        .where(Person.active.is_(True), *sl.people(Person.id))
-        # Worked out person by person first; planners would rather scan every row.
-        .cte("latest")
-        .prefix_with("MATERIALIZED")
-    )
-    manager = aliased(Person)
-    answered = and_(p.answered_version.is_not(None), p.answered_version >= message.ack_version)
-    rows = session.execute(
-        select(
-            Person.email,
-            Person.name,
-            Team.path,
-            manager.email,
-            Occurrence.sequence,
-            p.due_at,
-            columns.first_sent,
-        )
-        .select_from(latest)
-        .join(p, and_(p.occurrence_id == latest.c.occurrence_id, p.person_id == latest.c.person_id))
-        .join(Occurrence, Occurrence.id == p.occurrence_id)
-        .join(Person, Person.id == p.person_id)
-        .outerjoin(Team, Team.id == Person.team_id)
-        .outerjoin(manager, manager.id == Person.manager_id)
-        .where(*columns.rows(), ~answered)
-        .where(*sl.on_channel())
-    ).all()
-    out = [
-        {
-            "person": email,
-            "name": name,
-            "team": team,
-            "manager": manager_email,
-            "repetition": sequence + 1,
-            "due_at": due.isoformat(timespec="seconds"),
-            "sent_at": sent.isoformat(timespec="seconds"),
-        }
-        for email, name, team, manager_email, sequence, due, sent in rows
-    ]
-    return sorted(out, key=lambda r: (_none_last(r["team"]), r["person"]))
-
-
-TIMELINE_LIMIT = 200
-
-
-def occurrence_timeline(
-    session: Session, message_id: int, filters: Filters, limit: int = TIMELINE_LIMIT
-) -> list[dict[str, Any]]:
-    """The message's occurrences, newest first (at most `limit`), with the people planned,
-    sent and acknowledged, and when it first went out, in the slice. Occurrences still to
-    come are listed too; when the slice narrows people or the channel, only those with
-    someone planned in it."""
-    sl = Slice(session, replace(filters, message_id=message_id))
-    occurrences = session.scalars(
-        select(Occurrence)
-        .where(*sl.occurrence)
-        .order_by(Occurrence.due_at.desc(), Occurrence.id.desc())
-    )
-    narrowed = filters.narrows_people or filters.channel is not None
-    sums = sl.sums({"occurrence": Occurrence.id})
-    rows = []
-    for occurrence in occurrences:
-        found = sums.get((occurrence.id,))
-        if narrowed and not (found and found["planned"]):
-            continue
-        counts: Mapping[str, Any] = found or {**_EMPTY, "first_sent": None}
-        rows.append(
-            {
-                "repetition": occurrence.sequence + 1,
-                "zone": occurrence.zone,
-                "due_at": occurrence.due_at,
-                "status": occurrence.status,
-                "first_sent": counts["first_sent"],
-                "planned": counts["planned"],
-                "sent": counts["sent"],
-                "acknowledged": counts["acknowledged"],
-                "ack_rate": _ratio(counts["acknowledged"], counts["sent"]),
-            }
-        )
-        if len(rows) == limit:
-            break
-    return rows
-
-
 def _briefing(per_channel: bool) -> Any:
     """Person-occurrences of a launch that were a leader's briefing (on the row's own
     channel, when channels are told apart)."""
@@ -633,8 +454,5 @@ __all__ = [
     "default_launch_context",
     "heatmap",
     "leaders",
-    "not_acknowledged",
-    "occurrence_timeline",
     "overview",
-    "repetition",
 ]

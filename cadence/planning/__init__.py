@@ -1,1 +1,2 @@
-"""Turning message definitions into occurrences with due times."""
+"""Time, without I/O: recurrence in each zone, follow-up times within working hours, and
+launch timelines. At the bottom: imports only `store/` models and the core modules."""

@@ -1,1 +1,2 @@
-"""Storage: SQLAlchemy models, sessions and Alembic migrations."""
+"""Storage: SQLAlchemy models, sessions, bulk writes and Alembic migrations. At the bottom:
+imports only the core modules (errors)."""

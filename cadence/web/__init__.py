@@ -1,1 +1,2 @@
-"""The web app: Slack interactions, acknowledgement pages, health and metrics."""
+"""The web app: the app factory, acknowledgement pages, Slack interactions, the dashboard,
+the JSON API, health and metrics. On top: may import anything but the CLI and bench."""

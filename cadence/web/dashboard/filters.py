@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from cadence.figures.measures import (
-    Filters,
-)
+from cadence.figures.measures import Filters
 
 # ---------------------------------------------------------------------------------------
 # Filters: GET query parameters, dates read as whole days in the organisation's zone

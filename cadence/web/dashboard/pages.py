@@ -48,22 +48,15 @@ from cadence.config import KNOWN_CHANNELS
 from cadence.directory.audience import Audience
 from cadence.errors import CadenceError, InputError
 from cadence.figures import summaries
-from cadence.figures.measures import (
+from cadence.figures.measures import Filters, ack_curve, breakdown, heatmap, leaders, overview
+from cadence.figures.message_detail import (
     TIMELINE_LIMIT,
-    Filters,
-    ack_curve,
-    breakdown,
-    heatmap,
-    leaders,
     not_acknowledged,
     occurrence_timeline,
-    overview,
     repetition,
 )
-from cadence.launches.cascade import (
-    context_from,
-    launch_status,
-)
+from cadence.launches.cascade import context_from
+from cadence.launches.status import launch_status
 from cadence.rendering import render
 from cadence.store.db import session_scope
 from cadence.store.models import (

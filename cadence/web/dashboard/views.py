@@ -12,12 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadence.directory.audience import tree_of
-from cadence.launches.cascade import (
-    LaunchContext,
-    get_launch,
-    launch_occurrence,
-    plan,
-)
+from cadence.launches.cascade import LaunchContext, get_launch, launch_occurrence, plan
 from cadence.store.models import (
     Acknowledgement,
     Delivery,
