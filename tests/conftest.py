@@ -14,25 +14,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from cadence.config import Settings
 from cadence.delivery.broker import EmbeddedRedis, redis_client
 from cadence.runtime import Runtime
-from cadence.store.db import make_engine, upgrade
+from cadence.store.db import make_engine, schema_url, upgrade
 from cadence.store.models import Base
 
 PG_URL = os.environ.get("CADENCE_TEST_DATABASE_URL")
-
-
-def _with_schema(url: str, schema: str) -> str:
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    query = dict(parsed.query)
-    query["options"] = f"-csearch_path={schema}"
-    return parsed.set(query=query).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +39,7 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _pg_schema_url() -> Iterator[str]:
     assert PG_URL
     schema = f"cadence_test_{uuid.uuid4().hex[:10]}"
-    url = _with_schema(PG_URL, schema)
+    url = schema_url(PG_URL, schema)
     admin = make_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))

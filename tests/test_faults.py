@@ -71,13 +71,13 @@ def received(slack: SlackStandIn) -> dict[str, int]:
     return counts
 
 
-def settle(sender: Sender, session: Session, now_step: float = 0.0, rounds: int = 40) -> None:
+def settle(sender: Sender, session: Session, rounds: int = 40) -> None:
     """Run retries as the tick would, whatever their retry time, until nothing is left."""
     for _ in range(rounds):
         ids = sender.requeue_pending(session)
         if not ids:
             return
-        sender.send(ids, NINE + timedelta(seconds=now_step))
+        sender.send(ids, NINE)
     raise AssertionError("deliveries still pending after every round")
 
 

@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 from cadence.answers.acks import AnswerKind, load_delivery, root_occurrence
 from cadence.config import Settings
 from cadence.delivery.channels.base import Outgoing, backoff
-from cadence.delivery.channels.email import SmtpConfig, parse_smtp_url
 from cadence.delivery.formatting.slack import slack_message
 from cadence.delivery.sending import recipient_of
 from cadence.errors import CadenceError
@@ -63,10 +62,6 @@ def slack_client(settings: Settings) -> WebClient | None:
         base_url=settings.slack_api_url,
         timeout=int(settings.slack_timeout_seconds),
     )
-
-
-def smtp_config(settings: Settings) -> SmtpConfig | None:
-    return parse_smtp_url(settings.smtp_url) if settings.smtp_url else None
 
 
 @dataclass(frozen=True)

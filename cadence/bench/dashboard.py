@@ -22,14 +22,13 @@ from typing import Any
 import httpx
 import uvicorn
 from sqlalchemy import Engine, and_, case, func, insert, select, text
-from sqlalchemy.engine import make_url
 
 from cadence.config import Settings
 from cadence.delivery.broker import EmbeddedRedis, redis_client
 from cadence.figures import summaries
 from cadence.figures.summaries import SEND_PURPOSES
 from cadence.runtime import Runtime
-from cadence.store.db import make_engine, session_scope, upgrade
+from cadence.store.db import make_engine, schema_url, session_scope, upgrade
 from cadence.store.models import (
     Acknowledgement,
     Delivery,
@@ -42,15 +41,6 @@ from cadence.store.models import (
 
 PEOPLE_PER_TEAM = 1000
 MESSAGES = 10
-
-
-def _schema_url(url: str, schema: str) -> str:
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    query = dict(parsed.query)
-    query["options"] = f"-csearch_path={schema}"
-    return parsed.set(query=query).render_as_string(hide_password=False)
 
 
 def generate(rt: Runtime, deliveries: int, now: datetime) -> dict[str, int]:
@@ -286,7 +276,7 @@ def dashboard(deliveries: int, database_url: str | None = None, runs: int = 7) -
             admin = make_engine(database_url)
             with admin.begin() as conn:
                 conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            url = _schema_url(database_url, schema)
+            url = schema_url(database_url, schema)
         else:
             admin = None
             url = f"sqlite:///{root / 'bench.db'}"

@@ -36,7 +36,7 @@ from cadence.bench.smtp_standin import SmtpStandIn
 from cadence.config import Settings
 from cadence.delivery.broker import EmbeddedRedis, redis_client
 from cadence.runtime import Runtime
-from cadence.store.db import make_engine, session_scope, upgrade
+from cadence.store.db import make_engine, schema_url, session_scope, upgrade
 from cadence.store.models import Delivery, DeliveryStatus, Occurrence
 from cadence.worker import make_celery
 
@@ -276,9 +276,7 @@ def _database(root: Path, name: str, database_url: str | None) -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        from cadence.bench.dashboard import _schema_url
-
-        yield _schema_url(database_url, schema)
+        yield schema_url(database_url, schema)
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

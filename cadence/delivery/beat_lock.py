@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections.abc import Callable
 
 import redis
 from redis.exceptions import LockError
@@ -25,7 +23,6 @@ class BeatLock:
     def __init__(self, client: redis.Redis, ttl: float = 30.0, name: str = LOCK_NAME) -> None:
         self._lock = client.lock(name, timeout=ttl, thread_local=False)
         self.ttl = ttl
-        self._stop = threading.Event()
 
     def try_acquire(self) -> bool:
         """Take the lock if nobody holds it, or find it still ours after a renewal that
@@ -43,16 +40,6 @@ class BeatLock:
         except REDIS_ERRORS:
             return False
 
-    def wait_acquire(self, poll: float, on_wait: Callable[[], None] | None = None) -> None:
-        """Block until the lock is ours, calling `on_wait` once if someone else holds it."""
-        told = False
-        while not self.try_acquire():
-            if not told and on_wait is not None:
-                on_wait()
-                told = True
-            if self._stop.wait(poll):
-                raise InterruptedError("stopped while waiting for the beat lock")
-
     def renew(self) -> bool:
         """Extend the lease; False if it is no longer ours or Redis cannot say."""
         try:
@@ -63,7 +50,6 @@ class BeatLock:
         return True
 
     def release(self) -> None:
-        self._stop.set()
         # Already expired or taken over: there is nothing of ours left to release.
         with contextlib.suppress(LockError, *REDIS_ERRORS):
             self._lock.release()

@@ -30,10 +30,8 @@ T = TypeVar("T")
 # Errors about the recipient: another channel may still reach them.
 UNREACHABLE = {"user_not_found", "users_not_found", "account_inactive", "channel_not_found",
                "user_disabled", "cannot_dm_bot"}  # fmt: skip
-# Errors about us (the token): retrying cannot help and nobody should be tried elsewhere.
-PERMANENT = {"not_authed", "invalid_auth", "token_revoked", "account_inactive_token",
-             "missing_scope", "not_allowed_token_type", "invalid_blocks", "msg_too_long",
-             "no_text", "too_many_attachments", "invalid_metadata_format"}  # fmt: skip
+# Any other error is about us (the token, the message: invalid_auth, missing_scope,
+# msg_too_long, ...): retrying cannot help and nobody is tried on another channel.
 # How long a batch may wait for the workspace bucket before handing the rest back.
 MAX_WAIT = 5.0
 # The DM-history check: pages of this many messages, at most this many pages, starting this
