@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cadence.errors import CadenceError
@@ -19,7 +20,8 @@ class Settings(BaseSettings):
     """Everything Cadence reads from its environment.
 
     The same object is passed to the web app, the worker and the CLI, so that no module
-    reaches for a global.
+    reaches for a global. Secrets are `SecretStr`, so a repr, a log line or a traceback shows
+    `**********`; code that needs one asks for it with `reveal` or `.get_secret_value()`.
     """
 
     model_config = SettingsConfigDict(env_prefix="CADENCE_", extra="ignore")
@@ -29,13 +31,14 @@ class Settings(BaseSettings):
     # Unset means: start (or reuse) an embedded Redis server under `state_dir`.
     redis_url: str | None = None
     state_dir: Path = Path(".cadence")
-    secret_key: str = DEFAULT_SECRET
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     base_url: str = "http://127.0.0.1:8000"
     timezone: str = "UTC"
-    slack_bot_token: str | None = None
+    slack_bot_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
-    slack_signing_secret: str | None = None
-    smtp_url: str | None = None
+    slack_signing_secret: SecretStr | None = None
+    # A secret too: it usually carries the mail server's password.
+    smtp_url: SecretStr | None = None
     email_from: str = "Cadence <cadence@localhost>"
     # The demo's inbox preview shows what everyone received, with no sign-in: demo only.
     demo_inbox: bool = False
@@ -65,6 +68,18 @@ class Settings(BaseSettings):
     # of being sent in a burst after an outage.
     max_lateness_hours: float = Field(default=12.0, gt=0)
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with changes, validated as the environment is.
+
+        pydantic's own copy takes `update` unvalidated, so a secret given as plain text would
+        stay plain text: printable, and without `get_secret_value()` for the code that uses it.
+        """
+        copied = super().model_copy(deep=deep)
+        if not update:
+            return copied
+        values = {name: getattr(copied, name) for name in type(self).model_fields}
+        return self.model_validate({**values, **update})
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -84,6 +99,16 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return self
 
+    @field_validator("slack_bot_token", "slack_signing_secret", "smtp_url", mode="before")
+    @classmethod
+    def _unset_when_blank(cls, value: object) -> object:
+        # An empty variable (compose files pass unset ones along as "") means "not set up",
+        # not a secret of no characters.
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
+            return None
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
@@ -99,6 +124,14 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or redis+socket://")
         return value
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The text of an optional secret, for the one call that needs it; None when it is unset
+    or empty, so that `if not reveal(...)` reads as "not configured"."""
+    if secret is None:
+        return None
+    return secret.get_secret_value() or None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,4 +1,8 @@
-"""Rendering Cadence's own templates in `templates/` (Slack blocks, emails, the log line).
+"""Rendering Cadence's own templates (Slack blocks, emails, the log line, web pages).
+
+They live in the repository's `templates/` and are installed as the package
+`cadence.templates`, so they are found through the package whether Cadence runs from a
+checkout or from a wheel.
 
 These templates are ours, so they use a plain Jinja2 environment; message bodies written by
 users go through `cadence.messages.personalise` instead. `.html` templates are autoescaped.
@@ -7,18 +11,17 @@ users go through `cadence.messages.personalise` instead. `.html` templates are a
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_PACKAGE = "cadence.templates"
 
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     return Environment(
-        loader=FileSystemLoader(str(TEMPLATES)),
+        loader=PackageLoader(TEMPLATES_PACKAGE, ""),
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml")),
         keep_trailing_newline=False,

@@ -39,6 +39,9 @@ TICK_TASK = "cadence.tick"
 SEND_TASK = "cadence.send"
 # Follow-ups of an answer wait for Slack or the mail server this many times, then give up.
 FOLLOW_UP_RETRIES = 10
+# `cadence worker` names itself this, plus the host name, so a health check on the same
+# host can ping exactly the worker beside it.
+NODENAME_PREFIX = "cadence@"
 
 
 def policy_from(settings: Settings) -> DispatchPolicy:
@@ -61,7 +64,7 @@ def policy_from(settings: Settings) -> DispatchPolicy:
 def send_policy_from(settings: Settings) -> SendPolicy:
     return SendPolicy(
         org_zone=settings.timezone,
-        secret_key=settings.secret_key,
+        secret_key=settings.secret_key.get_secret_value(),
         base_url=settings.base_url,
         max_attempts=settings.max_attempts,
     )
@@ -184,3 +187,9 @@ def enqueue_with(app: Celery) -> Enqueue:
         app.send_task(SEND_TASK, args=[delivery_ids])
 
     return enqueue
+
+
+def ping_worker(app: Celery, nodename: str, timeout: float) -> bool:
+    """Whether the worker `nodename` answers a remote-control ping within `timeout` s."""
+    replies = app.control.ping(destination=[nodename], timeout=timeout)
+    return any(nodename in reply for reply in replies or [])

@@ -128,7 +128,6 @@ def cli(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[..., CliResult]:
     """Run `cadence ARGS` in this process against the test database; return code and output."""
-    from cadence.cli import main
 
     monkeypatch.setenv("CADENCE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("CADENCE_STATE_DIR", str(settings.state_dir))
@@ -137,13 +136,20 @@ def cli(
         monkeypatch.setenv("CADENCE_REDIS_URL", settings.redis_url)
 
     def run(*args: str) -> CliResult:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
+        return run_main(list(args), capsys)
 
     return run
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> CliResult:
+    """`cadence ARGS` in this process: its exit code and what it printed."""
+    from cadence.cli import main
+
+    capsys.readouterr()
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return CliResult(code, captured.out, captured.err)

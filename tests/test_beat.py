@@ -15,8 +15,17 @@ import redis
 
 from cadence.config import Settings
 from cadence.delivery.beat import STANDBY_POLL, Beat
+from cadence.delivery.beat_health import (
+    DEFAULT_MAX_AGE,
+    HeartbeatWriter,
+    describe,
+    heartbeat_path,
+    problems,
+    read_heartbeat,
+)
 from cadence.delivery.beat_lock import BeatLock
 from cadence.delivery.broker import EmbeddedRedis, redis_client
+from cadence.errors import CadenceError
 from tests.test_web import free_port
 
 
@@ -213,3 +222,51 @@ def test_up_starts_a_child_that_exits_again_and_stops_one_that_keeps_exiting() -
     # Started again after each exit, then given up on: everything stopped, exit code 1.
     assert code == 1 and time.monotonic() - started < 30
     assert len(sup._exits["short-lived"]) == MAX_RESTARTS + 1
+
+
+def test_the_heartbeat_says_a_beat_is_alive_standing_by_or_stuck(
+    redis_url: str, tmp_path: Path
+) -> None:
+    path = heartbeat_path(tmp_path)
+    wall = [1_000.0]
+    writer = HeartbeatWriter(path, tick_seconds=5, wall=lambda: wall[0])
+    first = Beat(BeatLock(redis_client(redis_url), ttl=30), Ticks(), tick_seconds=5)
+    second = Beat(BeatLock(redis_client(redis_url), ttl=30), Ticks(), tick_seconds=5)
+    first.step(0.0)
+    writer(first.state, 0.0)
+    beat = read_heartbeat(path)
+    assert beat.holding and beat.ticks == 1 and beat.last_tick_at == 1_000.0
+    assert problems(beat, now=1_010.0) == []
+    assert "holding the lock, 1 ticks" in describe(beat, 1_010.0)
+
+    # A beat on standby is healthy: waiting for the lock is its job.
+    second.step(0.0)
+    writer(second.state, 0.0)
+    assert problems(read_heartbeat(path), now=1_001.0) == []
+    assert "standing by" in describe(read_heartbeat(path), 1_001.0)
+
+    # Holding the lock but no tick got out for two minutes (the publish keeps failing).
+    wall[0] = 1_120.0
+    writer(first.state, 120.0)
+    stuck = problems(read_heartbeat(path), now=1_121.0)
+    assert len(stuck) == 1 and "has not asked for a tick for 120 s" in stuck[0]
+
+    # A beat that stopped writing is dead, whatever it was doing.
+    dead = problems(read_heartbeat(path), now=1_121.0 + DEFAULT_MAX_AGE + 1)
+    assert any("stopped or is stuck" in line for line in dead)
+
+
+def test_a_heartbeat_file_that_cannot_be_written_never_stops_the_beat(
+    redis_url: str, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the state folder should be")
+    writer = HeartbeatWriter(heartbeat_path(blocked), tick_seconds=1)
+    beat = Beat(BeatLock(redis_client(redis_url), ttl=30), Ticks(), tick_seconds=1)
+    beat.step(0.0)
+    writer(beat.state, 0.0)  # logged, not raised
+    writer(beat.state, 1.0)
+    with pytest.raises(CadenceError, match="cannot be read"):
+        read_heartbeat(heartbeat_path(blocked))
+    with pytest.raises(CadenceError, match="no beat has run here yet"):
+        read_heartbeat(heartbeat_path(tmp_path / "elsewhere"))

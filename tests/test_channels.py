@@ -215,7 +215,9 @@ def test_email_is_multipart_with_headers_and_a_signed_ack_link(
     assert "Hello Ada, from Grace Hopper." in html
     link = next(w for w in text.split() if w.startswith("https://cadence.example.com/ack/"))
     assert link in html
-    claim = read_ack_token(wired.secret_key, link.rsplit("/", 1)[1], max_age_seconds=3600)
+    claim = read_ack_token(
+        wired.secret_key.get_secret_value(), link.rsplit("/", 1)[1], max_age_seconds=3600
+    )
     assert (claim.delivery_id, claim.person_id) == (delivery.id, delivery.person_id)
     assert delivery.provider_id == msg["Message-ID"]
 

@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from cadence.bench.slack_standin import SlackStandIn, SlackStandInProcess, SlackUser
 from cadence.bench.smtp_standin import SmtpStandIn
+from cadence.delivery.channels.slack_app import NEEDED_SCOPES
 
 TOKEN = "xoxb-test-token"
 USERS = [
@@ -66,6 +67,34 @@ def test_the_token_is_checked(slack: SlackStandIn) -> None:
     assert error.response.status_code == 200
     assert error.response["error"] == "not_authed"
     assert slack.stats().posted == 0
+
+
+def test_granted_scopes_are_named_in_a_header_and_gate_the_methods(slack: SlackStandIn) -> None:
+    web = client(slack)
+    assert web.auth_test().headers["x-oauth-scopes"] == ",".join(NEEDED_SCOPES)
+    assert slack.configure()["scopes"] == list(NEEDED_SCOPES)
+
+    assert slack.configure(scopes=["chat:write"])["scopes"] == ["chat:write"]
+    posted = web.chat_postMessage(channel="U001", text="hi")
+    assert posted.headers["x-oauth-scopes"] == "chat:write"
+    refused = slack_error(lambda: web.users_list(limit=10)).response
+    assert (refused["error"], refused["needed"], refused["provided"]) == (
+        "missing_scope", "users:read", "chat:write"
+    )  # fmt: skip
+    assert refused.headers["x-oauth-scopes"] == "chat:write"
+    # An answer to a refused token names no scopes: there is no token to have them.
+    wrong = WebClient(token="xoxb-wrong", base_url=slack.base_url)
+    assert "x-oauth-scopes" not in slack_error(wrong.auth_test).response.headers
+    with pytest.raises(ValueError, match="list of scope names"):
+        slack.configure(scopes="chat:write")
+
+    slack.reset()
+    assert web.auth_test().headers["x-oauth-scopes"] == ",".join(NEEDED_SCOPES)
+    with SlackStandIn(token=TOKEN, scopes=["users:read"]) as narrow:
+        answer = client(narrow).auth_test()
+        assert answer.headers["x-oauth-scopes"] == "users:read"
+        narrow.reset()
+        assert narrow.configure()["scopes"] == ["users:read"]
 
 
 def test_posted_metadata_comes_back_from_history_newest_first(slack: SlackStandIn) -> None:
@@ -256,8 +285,12 @@ def test_out_of_process_stand_in_through_the_control_api() -> None:
         assert error.response.status_code == 429
         assert int(error.response.headers["Retry-After"]) >= 1
 
+        assert slack.configure(scopes=["chat:write"])["scopes"] == ["chat:write"]
+        assert web.auth_test().headers["x-oauth-scopes"] == "chat:write"
+
         slack.reset()
         assert slack.stats().requests == 0
+        assert web.auth_test().headers["x-oauth-scopes"] == ",".join(NEEDED_SCOPES)
         assert slack_error(lambda: web.chat_postMessage(channel="U999", text="x")).response[
             "error"
         ] == ("channel_not_found")

@@ -141,7 +141,7 @@ def sent(runtime: Runtime, session: Session, live: Live) -> Sent:
         .values(status=DeliveryStatus.SENT.value, sent_at=DUE, provider_id="<delivery@x>")
     )
     session.commit()
-    token = make_ack_token(live.settings.secret_key, ann_delivery.id, ann.id)
+    token = make_ack_token(live.settings.secret_key.get_secret_value(), ann_delivery.id, ann.id)
     return Sent(ann_delivery.id, ann.id, boss_delivery.id, boss.id, token)
 
 
@@ -251,7 +251,7 @@ def test_posts_not_from_the_confirm_page_are_refused(live: Live, sent: Sent) -> 
 
 def test_the_csrf_field_is_bound_to_the_link(live: Live, sent: Sent) -> None:
     boss_token = make_ack_token(
-        live.settings.secret_key, sent.other_delivery_id, sent.other_person_id
+        live.settings.secret_key.get_secret_value(), sent.other_delivery_id, sent.other_person_id
     )
     with live.client() as client:
         csrf_for_boss = open_form(client, boss_token)
@@ -265,13 +265,18 @@ def forged_post(live: Live, token: str, data: dict[str, str]) -> httpx.Response:
     """A POST with a valid cookie and field for `token`, so only the token decides."""
     cookie = "c" * 43
     with httpx.Client(base_url=live.url, cookies={CSRF_COOKIE: cookie}) as client:
-        fields = {"csrf": csrf_field(live.settings.secret_key, cookie, token), **data}
+        fields = {
+            "csrf": csrf_field(live.settings.secret_key.get_secret_value(), cookie, token),
+            **data,
+        }
         return client.post(f"/ack/{token}", data=fields, headers={"Origin": live.url})
 
 
 def test_an_expired_link_shows_410_and_records_nothing(live: Live, sent: Sent) -> None:
     with time_machine.travel(datetime.now(UTC) - timedelta(days=31), tick=False):
-        old = make_ack_token(live.settings.secret_key, sent.delivery_id, sent.person_id)
+        old = make_ack_token(
+            live.settings.secret_key.get_secret_value(), sent.delivery_id, sent.person_id
+        )
     with live.client() as client:
         page = client.get(f"/ack/{old}")
     assert page.status_code == 410
@@ -284,7 +289,7 @@ def test_an_expired_link_shows_410_and_records_nothing(live: Live, sent: Sent) -
 
 @pytest.mark.parametrize("which", ["tampered", "foreign", "unknown delivery", "other secret"])
 def test_a_bad_link_shows_400_and_records_nothing(live: Live, sent: Sent, which: str) -> None:
-    secret = live.settings.secret_key
+    secret = live.settings.secret_key.get_secret_value()
     if which == "tampered":
         body, signature = sent.token.rsplit(".", 1)
         middle = len(signature) // 2

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadence.answers.acks import AnswerKind, load_delivery, root_occurrence
-from cadence.config import Settings
+from cadence.config import Settings, reveal
 from cadence.delivery.channels.base import Outgoing, backoff
 from cadence.delivery.formatting.slack import slack_message
 from cadence.delivery.sending import recipient_of
@@ -55,10 +55,11 @@ class TryLater(CadenceError):
 
 def slack_client(settings: Settings) -> WebClient | None:
     """The sync client a worker uses for one-off calls; None when Slack is not configured."""
-    if not settings.slack_bot_token:
+    token = reveal(settings.slack_bot_token)
+    if not token:
         return None
     return WebClient(
-        token=settings.slack_bot_token,
+        token=token,
         base_url=settings.slack_api_url,
         timeout=int(settings.slack_timeout_seconds),
     )

@@ -2,8 +2,9 @@
 
 Slack signs every interaction with the app's signing secret; a request whose signature does
 not match the raw body, or whose timestamp is more than five minutes off, did not come from
-Slack (or is an old request played again) and must change nothing. Parsing is strict: a
-payload that lacks what Cadence needs is refused with a sentence, never half-read.
+Slack (or is an old request played again) and must change nothing. The signature itself is
+checked by slack-sdk's `SignatureVerifier`, the implementation Slack publishes. Parsing is
+strict: a payload that lacks what Cadence needs is refused with a sentence, never half-read.
 
 The question modal is built here too, because its block and action ids are what
 `parse_interaction` reads back from a `view_submission`.
@@ -11,16 +12,15 @@ The question modal is built here too, because its block and action ids are what
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from slack_sdk.signature import Clock, SignatureVerifier
+
 from cadence.errors import CadenceError
 
-VERSION = "v0"
 TOLERANCE_SECONDS = 300
 
 QUESTION_CALLBACK_ID = "cadence_question"
@@ -55,11 +55,22 @@ class BadInteraction(CadenceError):
     """The body is not an interaction payload Cadence understands."""
 
 
+class _At(Clock):
+    """The clock `SignatureVerifier` reads, stopped at the caller's `now`, so the request's
+    age is judged against the same instant here and there (and tests can pick it)."""
+
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+
 def signature_for(signing_secret: str, timestamp: str, body: bytes) -> str:
-    """`v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`, as Slack computes it."""
-    base = f"{VERSION}:{timestamp}:".encode() + body
-    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
-    return f"{VERSION}={digest}"
+    """`v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`, computed by slack-sdk as Slack does."""
+    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=timestamp, body=body)
+    assert signature is not None  # only None when there is no timestamp
+    return signature
 
 
 def sign(signing_secret: str, body: bytes, timestamp: float | int | str) -> dict[str, str]:
@@ -82,9 +93,15 @@ def verify(
 ) -> None:
     """Check a request's signature on its raw bytes.
 
-    Raises a `BadSignature` subclass naming the reason. The timestamp is checked before the
-    signature, so a replay of a genuine old request is refused even though it is signed.
+    Raises a `BadSignature` subclass naming the reason. The headers and the timestamp are
+    checked here first, because slack-sdk's `SignatureVerifier` only answers yes or no and
+    the reason is worth saying; the HMAC comparison is then its own. The timestamp is
+    checked before the signature, so a replay of a genuine old request is refused even
+    though it is signed. `tolerance` can only narrow Slack's five minutes, which
+    `SignatureVerifier` applies as well.
     """
+    if not 0 <= tolerance <= TOLERANCE_SECONDS:
+        raise ValueError(f"tolerance must be between 0 and {TOLERANCE_SECONDS} seconds")
     if not timestamp or not signature:
         raise MissingHeaders("missing X-Slack-Request-Timestamp or X-Slack-Signature header")
     stamp = timestamp.strip()
@@ -96,9 +113,19 @@ def verify(
             f"X-Slack-Request-Timestamp is {int(now - when)} s from now "
             f"(at most {tolerance} s either way)"
         )
-    expected = signature_for(signing_secret, stamp, body)
-    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
-        raise SignatureMismatch("X-Slack-Signature does not match the request")
+    mismatch = SignatureMismatch("X-Slack-Signature does not match the request")
+    given = signature.strip()
+    # SignatureVerifier compares text: a non-ASCII signature would make `compare_digest`
+    # raise, and a body that is not UTF-8 (Slack's always is) cannot be decoded to sign.
+    if not given.isascii():
+        raise mismatch
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise mismatch from None
+    verifier = SignatureVerifier(signing_secret, clock=_At(now))
+    if not verifier.is_valid(body=body, timestamp=stamp, signature=given):
+        raise mismatch
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,13 @@ __all__ = [
 ]
 
 
+def _scope_list(scopes: Iterable[str]) -> list[str]:
+    # A bare string is an iterable of letters: refuse it here, before it reaches the server.
+    if isinstance(scopes, str):
+        raise ValueError("scopes must be a list of scope names, not one string")
+    return list(scopes)
+
+
 class SlackStandInControl(Protocol):
     """What both ways of running the stand-in offer, for code that takes either."""
 
@@ -87,6 +94,7 @@ class SlackStandInControl(Protocol):
         accept_any: bool | None = None,
         method_rates: Mapping[str, float] | None = None,
         record: bool | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> dict[str, Any]: ...
 
     def fail_next(
@@ -133,6 +141,7 @@ class SlackStandIn:
         accept_any: bool | None = None,
         method_rates: Mapping[str, float] | None = None,
         record: bool = True,
+        scopes: Iterable[str] | None = None,
     ) -> None:
         self._workspace = SlackWorkspace(
             token=token,
@@ -142,6 +151,7 @@ class SlackStandIn:
             accept_any=accept_any,
             method_rates=method_rates,
             record=record,
+            scopes=None if scopes is None else _scope_list(scopes),
         )
         self._host, self._port_wanted = host, port
         self._sock: socket.socket | None = None
@@ -252,8 +262,10 @@ class SlackStandIn:
         accept_any: bool | None = None,
         method_rates: Mapping[str, float] | None = None,
         record: bool | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         users_list = None if users is None else list(users)
+        scope_list = None if scopes is None else _scope_list(scopes)
         return self._call(
             lambda: self._workspace.configure(
                 token=token,
@@ -263,6 +275,7 @@ class SlackStandIn:
                 accept_any=accept_any,
                 method_rates=method_rates,
                 record=record,
+                scopes=scope_list,
             )
         )
 
@@ -330,6 +343,7 @@ class SlackStandInProcess:
         accept_any: bool | None = None,
         method_rates: Mapping[str, float] | None = None,
         record: bool = True,
+        scopes: Iterable[str] | None = None,
         python: str = sys.executable,
         startup_timeout: float = 30.0,
     ) -> None:
@@ -343,6 +357,8 @@ class SlackStandInProcess:
             "method_rates": dict(method_rates or {}),
             "record": record,
         }
+        if scopes is not None:
+            self._config["scopes"] = _scope_list(scopes)
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self.returncode: int | None = None
@@ -469,6 +485,7 @@ class SlackStandInProcess:
         accept_any: bool | None = None,
         method_rates: Mapping[str, float] | None = None,
         record: bool | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "token": token,
@@ -477,6 +494,7 @@ class SlackStandInProcess:
             "accept_any": accept_any,
             "method_rates": None if method_rates is None else dict(method_rates),
             "record": record,
+            "scopes": None if scopes is None else _scope_list(scopes),
         }
         if users is not None:
             body["users"] = [u.to_dict() if isinstance(u, SlackUser) else dict(u) for u in users]

@@ -39,6 +39,7 @@ from cadence.bench.slack_records import (
     _truthy,
     _ts_micros,
 )
+from cadence.delivery.channels.slack_app import NEEDED_SCOPES, SCOPE_OF_METHOD, SCOPES_HEADER
 
 
 class SlackWorkspace:
@@ -51,6 +52,10 @@ class SlackWorkspace:
     user. A deleted user in the directory is always refused (`account_inactive`); a user the
     directory does not know is accepted only in accept-any mode (the default, for benchmarks).
     Any other channel id is accepted as it is.
+
+    Scopes: the token holds `scopes` (by default every scope Cadence needs), listed in the
+    `x-oauth-scopes` header of every answer to it, as Slack does; a method that needs one it
+    lacks is refused with `missing_scope`.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class SlackWorkspace:
         accept_any: bool | None = None,
         method_rates: Mapping[str, float] | None = None,
         record: bool = True,
+        scopes: Iterable[str] | None = None,
     ) -> None:
         self._initial: dict[str, Any] = {
             "token": token,
@@ -73,8 +79,10 @@ class SlackWorkspace:
             "accept_any": accept_any,
             "method_rates": dict(method_rates or {}),
             "record": record,
+            "scopes": list(NEEDED_SCOPES if scopes is None else _scope_names(scopes)),
         }
         self.token = token
+        self.scopes: tuple[str, ...] = NEEDED_SCOPES
         self.rate_per_minute = 0.0
         self.burst = DEFAULT_BURST
         self.method_rates: dict[str, float] = {}
@@ -125,13 +133,15 @@ class SlackWorkspace:
         accept_any: bool | None = None,
         method_rates: Mapping[str, float] | None = None,
         record: bool | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """Change only what is given. `rate_per_minute=0` turns chat.postMessage's limit off.
 
         Giving non-empty `users` without `accept_any` turns accept-any off, so the directory is
         enforced.
         `method_rates` limits other methods (e.g. `{"conversations.open": 50}`), with `burst`.
-        Limits start with a full bucket whenever this is called.
+        Limits start with a full bucket whenever this is called. `scopes` replaces the
+        token's granted scopes (an empty list grants none).
         """
         if token is not None:
             self.token = token
@@ -156,6 +166,8 @@ class SlackWorkspace:
             self.accept_any = bool(accept_any)
         if record is not None:
             self.record = bool(record)
+        if scopes is not None:
+            self.scopes = _scope_names(scopes)
         rates = dict(self.method_rates)
         if self.rate_per_minute > 0:
             rates["chat.postMessage"] = self.rate_per_minute
@@ -170,6 +182,7 @@ class SlackWorkspace:
             "method_rates": dict(self.method_rates),
             "accept_any": self.accept_any,
             "record": self.record,
+            "scopes": list(self.scopes),
             "users": [u.to_dict() for u in self._users.values()],
         }
 
@@ -204,6 +217,7 @@ class SlackWorkspace:
         self.method_rates = {}
         self.accept_any = True
         self.record = True
+        self.scopes = NEEDED_SCOPES
         self._users, self._members, self._by_email = {}, [], {}
         self.configure(**self._initial)
 
@@ -287,11 +301,22 @@ class SlackWorkspace:
             return _error("not_authed")
         if token != self.token:
             return _error("invalid_auth")
+        # Slack names the token's scopes on every answer to an authenticated call.
+        granted = {SCOPES_HEADER: ",".join(self.scopes)}
+        status, body, headers = await self._authorised(method, params, received, fault)
+        return status, body, {**granted, **(headers or {})}
+
+    async def _authorised(
+        self, method: str, params: Params, received: float, fault: Fault | None
+    ) -> Answer:
         if fault is not None and fault.error is not None:
             return _error(fault.error)
         handler = self._methods.get(method)
         if handler is None:
             return _error("unknown_method")
+        needed = SCOPE_OF_METHOD.get(method)
+        if needed is not None and needed not in self.scopes:
+            return _missing_scope(needed, self.scopes)
         bucket = self._buckets.get(method)
         if bucket is not None:
             wait = bucket.take(received)
@@ -537,3 +562,18 @@ class SlackWorkspace:
                 "is_enterprise_install": False,
             }
         )
+
+
+def _scope_names(scopes: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(scopes, str):
+        raise ValueError("scopes must be a list of scope names, not one string")
+    names = tuple(str(s).strip() for s in scopes)
+    if not all(names):
+        raise ValueError("a scope name must not be empty")
+    return names
+
+
+def _missing_scope(needed: str, granted: Iterable[str]) -> Answer:
+    """Slack's refusal of a call the token has no scope for: which one, and what it has."""
+    return 200, {"ok": False, "error": "missing_scope", "needed": needed,
+                 "provided": ",".join(granted)}, None  # fmt: skip

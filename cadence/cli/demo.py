@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 from pathlib import Path
 
 from sqlalchemy import select
@@ -18,7 +19,8 @@ from cadence.messages.core import CadenceSpec, CoreMessageSpec, add_core_message
 from cadence.messages.planner import invalidate
 from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence, Person, User
 
-SAMPLE_DIRECTORY = Path(__file__).parent.parent / "samples" / "directory.csv"
+# The sample organisation ships inside the package (see pyproject's package-data).
+SAMPLE_DIRECTORY = Path(str(files("cadence") / "samples" / "directory.csv"))
 
 MINUTELY_TITLE = "A name, not a number"
 WEEKLY_TITLE = "Own the outcome"

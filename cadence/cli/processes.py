@@ -11,17 +11,18 @@ from datetime import timedelta
 
 import typer
 
-from cadence.cli.checks import startup_checks
+from cadence.cli.checks import broker_for, startup_checks
 from cadence.cli.context import runtime
 from cadence.cli.demo import seed, sent_since
 from cadence.cli.supervisor import Supervisor, child_env
 from cadence.clock import utcnow
 from cadence.delivery.beat import Beat
+from cadence.delivery.beat_health import HeartbeatWriter, heartbeat_path
 from cadence.delivery.beat_lock import BeatLock
-from cadence.delivery.broker import redis_client, resolve_redis_url
+from cadence.delivery.broker import redis_client
 from cadence.launches.cascade import context_from as launch_context
 from cadence.store.db import session_scope, upgrade
-from cadence.worker import make_celery, request_tick
+from cadence.worker import NODENAME_PREFIX, make_celery, request_tick
 
 LOGLEVEL = typer.Option("INFO", "--loglevel", help="DEBUG, INFO, WARNING or ERROR.")
 
@@ -50,7 +51,7 @@ def worker(
         raise typer.BadParameter("pool must be prefork, threads or solo", param_hint="--pool")
     _logging(loglevel)
     rt = runtime(ctx)
-    url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
+    url, owned = broker_for(rt.settings)
     try:
         startup_checks(rt.settings, rt.engine, url)
         rt.engine.dispose()  # the pool forks; each child opens its own connections
@@ -60,7 +61,8 @@ def worker(
         app.worker_main(
             (["--quiet"] if quiet else [])
             + ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
-               f"--pool={pool}", "--hostname=cadence@%h", "--without-gossip", "--without-mingle"]
+               f"--pool={pool}", f"--hostname={NODENAME_PREFIX}%h", "--without-gossip",
+               "--without-mingle"]
         )  # fmt: skip
     finally:
         if owned is not None:
@@ -72,7 +74,7 @@ def beat(ctx: typer.Context, loglevel: str = LOGLEVEL) -> None:
     beat waits on standby and takes over if the first stops. A Redis restart is a pause."""
     _logging(loglevel)
     rt = runtime(ctx)
-    url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
+    url, owned = broker_for(rt.settings)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -82,7 +84,12 @@ def beat(ctx: typer.Context, loglevel: str = LOGLEVEL) -> None:
             BeatLock(redis_client(url)),
             publish=lambda: request_tick(app, rt.settings),
             tick_seconds=rt.settings.tick_seconds,
-        ).run(stop)
+        ).run(
+            stop,
+            on_pass=HeartbeatWriter(
+                heartbeat_path(rt.settings.state_dir), rt.settings.tick_seconds
+            ),
+        )
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -98,7 +105,7 @@ def _supervise(
     web_port: int | None = None,
 ) -> int:
     rt = runtime(ctx)
-    url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
+    url, owned = broker_for(rt.settings)
     try:
         startup_checks(rt.settings, rt.engine, url)
         sup = Supervisor(env=child_env(CADENCE_REDIS_URL=url))

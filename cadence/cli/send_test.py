@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from cadence.cli.checks import broker_for
 from cadence.cli.context import db_session, runtime
 from cadence.clock import utcnow
-from cadence.delivery.broker import resolve_redis_url
 from cadence.delivery.channels.base import Channel
 from cadence.delivery.channels.registry import make_channel
 from cadence.delivery.send_test import create_test_delivery, send_now
@@ -31,7 +31,7 @@ def send_test(
         delivery_id = create_test_delivery(
             session, message_id, to, now, rt.settings.timezone, channel=channel, wording=wording
         )
-    url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
+    url, owned = broker_for(rt.settings)
     try:
         made: dict[str, Channel] = {}
 

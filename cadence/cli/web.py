@@ -6,9 +6,8 @@ import logging
 
 import typer
 
-from cadence.cli.checks import startup_checks
+from cadence.cli.checks import broker_for, startup_checks
 from cadence.cli.context import runtime
-from cadence.delivery.broker import resolve_redis_url
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -38,7 +37,7 @@ def web(
         raise typer.BadParameter("use DEBUG, INFO, WARNING or ERROR", param_hint="--loglevel")
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     rt = runtime(ctx)
-    url, owned = resolve_redis_url(rt.settings.redis_url, rt.settings.state_dir)
+    url, owned = broker_for(rt.settings)
     try:
         startup_checks(rt.settings, rt.engine, url)
         rt.engine.dispose()  # the app opens its own pool

@@ -25,6 +25,8 @@ log = logging.getLogger("cadence.delivery.beat")
 
 # How often a beat without the lock (standing by, or Redis away) tries to take it.
 STANDBY_POLL = 2.0
+# The loop wakes at least this often, whatever its tick interval, to show it is alive.
+HEARTBEAT_EVERY = 10.0
 
 
 @dataclass
@@ -33,6 +35,8 @@ class BeatState:
     next_tick: float = 0.0
     next_renew: float = 0.0
     ticks: int = 0
+    # When the last tick was asked for, on the beat's clock.
+    last_tick: float | None = None
     told_standby: bool = False
 
 
@@ -83,14 +87,26 @@ class Beat:
             try:
                 self.publish()
                 state.ticks += 1
+                state.last_tick = now
             except (BrokerError, *REDIS_ERRORS) as exc:
                 # The next tick does this one's work; nothing is kept in the broker.
                 log.warning("could not ask for a tick (%s); trying again next time", exc)
         return max(0.0, min(state.next_tick, state.next_renew) - now)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        on_pass: Callable[[BeatState, float], None] | None = None,
+        wake_every: float = HEARTBEAT_EVERY,
+    ) -> None:
+        """Step until stopped. `on_pass(state, now)` runs after every step; the loop wakes at
+        least every `wake_every` seconds for it (an early step does nothing that is not due)."""
         try:
             while not stop.is_set():
-                stop.wait(self.step(self.clock()))
+                now = self.clock()
+                wait = self.step(now)
+                if on_pass is not None:
+                    on_pass(self.state, now)
+                stop.wait(min(wait, wake_every))
         finally:
             self.lock.release()

@@ -43,7 +43,7 @@ RECORD_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)
 @dataclass(frozen=True)
 class SendPolicy:
     org_zone: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     base_url: str
     max_attempts: int = 8
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cadence.errors import CadenceError
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+# Found through the package, so an installed wheel uses the migrations it carries.
+MIGRATIONS = str(files("cadence.store") / "migrations")
 
 
 def make_engine(url: str) -> Engine:
@@ -92,7 +94,7 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def _alembic_config(engine: Engine) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", MIGRATIONS)
     config.attributes["engine"] = engine
     return config
 
@@ -103,7 +105,7 @@ def upgrade(engine: Engine) -> None:
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    return ScriptDirectory(MIGRATIONS).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -167,6 +167,7 @@ def _manager_name(delivery: Delivery) -> str | None:
 def router(deps: WebDeps) -> APIRouter:
     routes = APIRouter(tags=["acknowledgements"])
     settings = deps.settings
+    secret = settings.secret_key.get_secret_value()
     our_origin = origin_of(settings.base_url)
     secure_cookie = urlsplit(settings.base_url).scheme.lower() == "https"
 
@@ -187,7 +188,7 @@ def router(deps: WebDeps) -> APIRouter:
             title=delivery.occurrence.message.title,
             person_name=delivery.person.name,
             already=already,
-            csrf=csrf_field(settings.secret_key, cookie, token),
+            csrf=csrf_field(secret, cookie, token),
             problem=problem,
             question=question,
             clarity=clarity,
@@ -219,7 +220,7 @@ def router(deps: WebDeps) -> APIRouter:
                 "Open the link from your email and answer there.",
             )
         cookie = request.cookies.get(CSRF_COOKIE, "")
-        expected = csrf_field(settings.secret_key, cookie, token) if cookie else ""
+        expected = csrf_field(secret, cookie, token) if cookie else ""
         if not cookie or not csrf or not hmac.compare_digest(expected, csrf):
             raise Refused(
                 403,
@@ -234,7 +235,7 @@ def router(deps: WebDeps) -> APIRouter:
     def confirm(token: str, request: Request) -> HTMLResponse:
         """Show what is being acknowledged and the answer form. Records nothing."""
         try:
-            claim = _claim(settings.secret_key, token)
+            claim = _claim(secret, token)
             with deps.sessions() as session:
                 delivery = _delivery(session, claim)
                 already = _already_answered(session, delivery)
@@ -254,7 +255,7 @@ def router(deps: WebDeps) -> APIRouter:
         """Record the answer once the form proves it came from the confirm page."""
         try:
             check_origin_and_csrf(request, token, csrf)
-            claim = _claim(settings.secret_key, token)
+            claim = _claim(secret, token)
             with session_scope(deps.sessions) as session:
                 delivery = _delivery(session, claim)
                 try:

@@ -50,7 +50,8 @@ def _check(secret: str, delivery_id: int) -> str:
 def router(deps: WebDeps) -> APIRouter:
     api = APIRouter(include_in_schema=False)
     settings = deps.settings
-    policy = SendPolicy(settings.timezone, settings.secret_key, settings.base_url)
+    secret = settings.secret_key.get_secret_value()
+    policy = SendPolicy(settings.timezone, secret, settings.base_url)
 
     def enabled() -> None:
         if not settings.demo_inbox:
@@ -111,7 +112,7 @@ def router(deps: WebDeps) -> APIRouter:
                         "blocks": blocks,
                         "subject": subject,
                         "email_html": email_html,
-                        "check": _check(settings.secret_key, delivery.id),
+                        "check": _check(secret, delivery.id),
                     }
                 )
             name, zone_name = person.name, person.timezone or settings.timezone
@@ -131,7 +132,7 @@ def router(deps: WebDeps) -> APIRouter:
         origin = request.headers.get("origin")
         if origin not in (None, "null") and origin != origin_of(settings.base_url):
             raise HTTPException(status_code=403, detail="cross-site request refused")
-        if not hmac.compare_digest(check, _check(settings.secret_key, delivery_id)):
+        if not hmac.compare_digest(check, _check(secret, delivery_id)):
             raise HTTPException(status_code=403, detail="form check failed")
         with session_scope(deps.sessions) as session:
             delivery = session.get(Delivery, delivery_id)

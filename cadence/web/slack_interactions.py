@@ -42,6 +42,8 @@ from cadence.answers.slack_signing import (
     question_modal,
     verify,
 )
+from cadence.config import reveal
+from cadence.delivery.channels.slack_app import INTERACTIONS_PATH
 from cadence.delivery.formatting.slack import (
     ACK_ACTION_ID,
     QUESTION_ACTION_ID,
@@ -53,7 +55,8 @@ from cadence.web.deps import WebDeps
 
 log = logging.getLogger("cadence.web.slack")
 
-PATH = "/slack/interactions"
+# The manifest (`cadence slack manifest`) points Slack here.
+PATH = INTERACTIONS_PATH
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 SIGNATURE_HEADER = "X-Slack-Signature"
 SEEN_PREFIX = "cadence:slack:seen:"
@@ -104,7 +107,7 @@ def router(deps: WebDeps) -> APIRouter:
 
     @api.post(PATH, summary="Slack interactivity: button clicks and the question modal")
     async def slack_interactions(request: Request) -> Response:
-        secret = deps.settings.slack_signing_secret
+        secret = reveal(deps.settings.slack_signing_secret)
         if not secret:
             return _error(503, "Slack signing secret not configured")
         body = await request.body()
@@ -230,7 +233,7 @@ async def _open_question(
     title = await database.run(_question_title, deps, action, delivery_id)
     if isinstance(title, Response):
         return title
-    token = deps.settings.slack_bot_token
+    token = reveal(deps.settings.slack_bot_token)
     if not token:
         log.error("a question form was asked for, but CADENCE_SLACK_BOT_TOKEN is not set")
         return _ephemeral("Questions cannot be asked in Slack right now.")

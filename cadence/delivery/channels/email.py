@@ -11,7 +11,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -28,7 +28,8 @@ class SmtpConfig:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    # Kept out of the repr, so a logged or printed config does not show it.
+    password: str | None = field(default=None, repr=False)
     implicit_tls: bool = False
     starttls: str = "auto"  # auto, require or off
     verify: bool = True
@@ -39,7 +40,9 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     """Read CADENCE_SMTP_URL, naming whatever is wrong with it."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps"):
-        raise CadenceError(f"CADENCE_SMTP_URL must start with smtp:// or smtps://, not {url!r}")
+        # Only the scheme is named: the rest of the URL may hold the password.
+        given = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        raise CadenceError(f"CADENCE_SMTP_URL must start with smtp:// or smtps://, not {given}")
     if not parts.hostname:
         raise CadenceError("CADENCE_SMTP_URL has no host")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}

@@ -3,7 +3,7 @@ plus a line here."""
 
 from __future__ import annotations
 
-from cadence.config import KNOWN_CHANNELS, Settings
+from cadence.config import KNOWN_CHANNELS, Settings, reveal
 from cadence.delivery.broker import redis_client
 from cadence.delivery.channels.base import Channel
 from cadence.delivery.channels.log import LogChannel
@@ -22,14 +22,15 @@ def make_channel(name: str, settings: Settings, redis_url: str | None) -> Channe
         from cadence.delivery.channels.slack import SlackChannel, SlackConfig
         from cadence.delivery.pacing import ChannelSpacing, WorkspaceLimiter
 
-        if not settings.slack_bot_token:
+        token = reveal(settings.slack_bot_token)
+        if not token:
             raise CadenceError("Slack is not configured: set CADENCE_SLACK_BOT_TOKEN")
         if redis_url is None:
             raise CadenceError("Slack pacing needs Redis")
         client = redis_client(redis_url)
         return SlackChannel(
             SlackConfig(
-                token=settings.slack_bot_token,
+                token=token,
                 api_url=settings.slack_api_url,
                 concurrency=settings.slack_concurrency,
                 timeout=settings.slack_timeout_seconds,
@@ -41,7 +42,8 @@ def make_channel(name: str, settings: Settings, redis_url: str | None) -> Channe
     if name == "email":
         from cadence.delivery.channels.email import EmailChannel, parse_smtp_url
 
-        if not settings.smtp_url:
+        smtp_url = reveal(settings.smtp_url)
+        if not smtp_url:
             raise CadenceError("email is not configured: set CADENCE_SMTP_URL")
-        return EmailChannel(parse_smtp_url(settings.smtp_url), settings.email_from)
+        return EmailChannel(parse_smtp_url(smtp_url), settings.email_from)
     raise CadenceError(f"unknown channel {name!r}")

@@ -43,7 +43,7 @@ HISTORY_CLOCK_MARGIN = 300.0
 
 @dataclass
 class SlackConfig:
-    token: str
+    token: str = field(repr=False)
     api_url: str
     concurrency: int = 32
     timeout: float = 10.0

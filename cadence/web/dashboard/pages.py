@@ -169,7 +169,7 @@ def _filename(*parts: object) -> str:
 def router(deps: WebDeps) -> APIRouter:
     routes = APIRouter(tags=["dashboard"])
     settings = deps.settings
-    secret = settings.secret_key
+    secret = settings.secret_key.get_secret_value()
     zone = ZoneInfo(settings.timezone)
     present = Present(zone, deps.clock)
     our_origin = origin_of(settings.base_url)
