@@ -206,6 +206,9 @@ class Occurrence(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     note: Mapped[str | None] = mapped_column(Text)
+    # People a leader's audience named who were outside the leader's reporting tree when
+    # this occurrence was sent: left out, and counted here for comms.
+    outside_tree: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     message: Mapped[Message] = relationship()
 
@@ -358,6 +361,23 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User] = relationship()
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie carries a random token; only its hash is stored, so
+    signing out or changing a password ends the session on the server, not just in the
+    browser that asked."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
 
