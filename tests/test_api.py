@@ -269,14 +269,15 @@ def test_a_leader_addresses_only_their_own_tree(api: Api, org: Org) -> None:
     assert other_tree.status_code == 403
     assert other_tree.json() == {
         "detail": "the audience reaches outside your reporting tree",
-        "problems": ["tree of lead_b@example.com"],
+        "problems": ["tree of lead_b@example.com: not in your tree"],
     }
     assert everyone.status_code == 403
-    assert everyone.json()["problems"] == ["everyone: the whole organisation"]
+    assert everyone.json()["problems"] == ["everyone: not in your tree"]
     assert mixed.status_code == 403
+    # What the leader wrote, and no more: no head-count of Sales, no other member of it.
     assert mixed.json()["problems"] == [
-        "team 'Sales': 2 people in it outside your tree",
-        "person b1@example.com",
+        "team 'Sales': not in your tree",
+        "person b1@example.com: not in your tree",
     ]
     assert up_the_tree.status_code == 403
     assert preview.status_code == 403

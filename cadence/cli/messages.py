@@ -8,11 +8,14 @@ from pathlib import Path
 
 import typer
 
+from cadence.access import policy
+from cadence.access.users import get_user
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
 from cadence.clock import utcnow
 from cadence.directory.audience import build_audience
 from cadence.errors import InputError
+from cadence.messages import approvals
 from cadence.messages.core import (
     CadenceSpec,
     CoreMessageSpec,
@@ -96,6 +99,12 @@ def add(
     tz: str = typer.Option(
         "recipient", "--tz", help="'recipient' (each person's own zone) or an IANA zone."
     ),
+    as_user: str | None = typer.Option(
+        None,
+        "--as",
+        help="Queue it as this user: a leader may only address their own tree, checked again "
+        "at every send.",
+    ),
     fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
 ) -> None:
     """Add a core message that repeats on a cadence until it sticks."""
@@ -116,7 +125,22 @@ def add(
         timezone=None if tz == "recipient" else tz,
     )
     with db_session(ctx) as session:
-        audience = build_audience(session, everyone=everyone, teams=team, people=person, trees=tree)
+        author = get_user(session, as_user) if as_user is not None else None
+        if author is not None and not author.active:
+            raise InputError(f"user {author.email!r} is deactivated")
+        if author is not None:
+            audience = policy.audience_for(
+                session,
+                policy.viewer_for(author),
+                everyone=everyone,
+                teams=team,
+                people=person,
+                trees=tree,
+            )
+        else:
+            audience = build_audience(
+                session, everyone=everyone, teams=team, people=person, trees=tree
+            )
         spec = CoreMessageSpec(
             title,
             text,
@@ -129,7 +153,10 @@ def add(
             max_reminders=max_reminders,
             escalate=escalate,
         )
-        message = add_core_message(session, spec, utcnow())
+        now = utcnow()
+        message = add_core_message(session, spec, now)
+        if author is not None:
+            approvals.submit(session, message, author, now)
         row = describe(message)
     _print_one(row, fmt, f"added message {row['id']}: {row['title']}")
 
@@ -156,6 +183,8 @@ def show(
     with db_session(ctx) as session:
         message = get_message(session, message_id)
         row = describe(message)
+        # The CLI is run by whoever runs Cadence, who sees what a comms user sees.
+        row["left_out"] = policy.left_out_total(session, message_id)
         row["wordings"] = message.wordings()
     if fmt is Format.json:
         typer.echo(json.dumps(row, indent=2))

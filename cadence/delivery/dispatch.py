@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from cadence.access.policy import sender_limit
 from cadence.answers.acks import unanswered_recipients
 from cadence.directory.audience import Audience, audience_filter, effective_zone
 from cadence.figures.summaries import refresh
@@ -372,6 +373,13 @@ def _audience_pages(
     conditions = [audience_filter(audience)]
     if cadence is not None and cadence.timezone is None:
         conditions.append(effective_zone(policy.org_zone) == occurrence.zone)
+    # Teams are resolved now, not when the message was added: whoever a leader's team
+    # gained outside the leader's tree since is left out, and counted.
+    limit = sender_limit(session, message)
+    if limit is not None:
+        beyond = select(func.count()).select_from(Person).where(*conditions, ~limit)
+        occurrence.outside_tree = int(session.scalar(beyond) or 0)
+        conditions.append(limit)
     # Someone who moved zone between two zones' sends of the same repetition gets it once.
     other_occ = aliased(Occurrence)
     conditions.append(

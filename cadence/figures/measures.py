@@ -64,6 +64,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
+from cadence.directory.audience import tree_of
 from cadence.errors import InputError
 from cadence.figures.slices import PERCENTILES, Filters, GroupKey, Slice, SqlColumn
 from cadence.figures.summaries import DEFAULT_TOLERANCE, SEND_PURPOSES, SUMS
@@ -192,7 +193,8 @@ def overview(
 def _launches(
     session: Session, sl: Slice, now: datetime, ctx: LaunchContext
 ) -> list[dict[str, Any]]:
-    """launch_status for each launch due in the slice. Its counts cover the whole launch;
+    """launch_status for each launch due in the slice. Its counts cover the whole launch,
+    or only the leader's tree in a leader's scope (a launch with nobody of it is left out);
     when the slice narrows people, the lists of names keep only people inside it."""
     ids = session.scalars(
         select(Occurrence.message_id)
@@ -201,9 +203,13 @@ def _launches(
         .where(Message.kind == MessageKind.LAUNCH.value, Occurrence.purpose == "launch")
         .order_by(Occurrence.due_at, Occurrence.message_id)
     ).all()
+    scope = sl.filters.scope_person_id
+    within: set[int] | None = set(session.scalars(tree_of(scope))) if scope is not None else None
     out = []
     for message_id in ids:
-        status = launch_status(session, message_id, ctx, now)
+        status = launch_status(session, message_id, ctx, now, within)
+        if within is not None and not status["audience"]:
+            continue
         if sl.filters.narrows_people:
             named = [*status["breached"], *status["not_yet_reached"]]
             inside = set(

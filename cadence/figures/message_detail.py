@@ -201,6 +201,7 @@ def occurrence_timeline(
                 "sent": counts["sent"],
                 "acknowledged": counts["acknowledged"],
                 "ack_rate": _ratio(counts["acknowledged"], counts["sent"]),
+                "outside_tree": occurrence.outside_tree,
             }
         )
         if len(rows) == limit:

@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from cadence.access.policy import sender_limit
 from cadence.config import KNOWN_CHANNELS, Settings
 from cadence.directory.audience import Audience, audience_filter, effective_zone
 from cadence.errors import InputError
@@ -101,17 +102,36 @@ def _policy(launch: Launch, ctx: LaunchContext) -> TimelinePolicy:
     )
 
 
-def members_for(session: Session, audience: Audience, org_zone: str) -> list[Member]:
+def members_for(
+    session: Session,
+    audience: Audience,
+    org_zone: str,
+    within: ColumnElement[bool] | None = None,
+) -> list[Member]:
     rows = session.execute(
         select(Person.id, Person.email, Person.name, Person.manager_id, effective_zone(org_zone))
-        .where(audience_filter(audience))
+        .where(audience_filter(audience), *([within] if within is not None else []))
         .order_by(Person.id)
     )
     return [Member(pid, email, name, manager, tz) for pid, email, name, manager, tz in rows]
 
 
+def left_out(session: Session, message: Message) -> int:
+    """People in the audience now whom the message's author may not reach (a leader's
+    launch to a team that has since gained people outside their tree)."""
+    within = sender_limit(session, message)
+    if within is None:
+        return 0
+    audience = audience_filter(Audience.from_json(message.audience))
+    stmt = select(func.count()).select_from(Person).where(audience, ~within)
+    return int(session.scalar(stmt) or 0)
+
+
 def plan(session: Session, message: Message, launch: Launch, ctx: LaunchContext) -> Timeline:
-    members = members_for(session, Audience.from_json(message.audience), ctx.org_zone)
+    """The launch's timeline over its audience as the directory stands now; a leader's
+    launch only over their tree."""
+    within = sender_limit(session, message)
+    members = members_for(session, Audience.from_json(message.audience), ctx.org_zone, within)
     return plan_timeline(members, launch.customer_at, launch.planned_from, _policy(launch, ctx))
 
 

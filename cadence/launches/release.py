@@ -10,7 +10,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cadence.launches.cascade import LAUNCH_PURPOSE, LaunchContext, follow_up_now, plan
+from cadence.launches.cascade import (
+    LAUNCH_PURPOSE,
+    LaunchContext,
+    follow_up_now,
+    left_out,
+    plan,
+)
 from cadence.messages.attention import isolated
 from cadence.messages.channel_choice import channels_for, fallback_channel
 from cadence.planning.launch_timeline import (
@@ -125,6 +131,7 @@ def _release_one(
             )
         report.released[reason] = report.released.get(reason, 0) + 1
     insert_ignoring_duplicates(session, Delivery, rows)
+    occurrence.outside_tree = left_out(session, message)
     if bypassed:
         report.escalations += _escalate_bypasses(session, occurrence, message, bypassed, now)
     occurrence.status = "dispatching"

@@ -4,6 +4,7 @@ first, bypasses and breaches; and launches running late."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -25,18 +26,26 @@ from cadence.store.models import (
 
 
 def launch_status(
-    session: Session, message_id: int, ctx: LaunchContext, now: datetime
+    session: Session,
+    message_id: int,
+    ctx: LaunchContext,
+    now: datetime,
+    within: Collection[int] | None = None,
 ) -> dict[str, Any]:
     """The figures of one launch: reach and acknowledgement before customers, leaders
-    briefed before their teams, bypasses, lead time, and breaches."""
+    briefed before their teams, bypasses, lead time, and breaches; over the people
+    `within` only (a leader's tree) when given."""
     message, launch = get_launch(session, message_id)
     root = launch_occurrence(session, message_id)
     timeline = plan(session, message, launch, ctx)
-    audience = {r.person_id: r for r in timeline.releases}
+    audience = {
+        r.person_id: r for r in timeline.releases if within is None or r.person_id in within
+    }
     first_sent: dict[int, datetime] = {}
     reasons: dict[int, str] = {}
     for d in session.scalars(select(Delivery).where(Delivery.occurrence_id == root.id)):
-        reasons.setdefault(d.person_id, (d.payload or {}).get("release", ""))
+        if within is None or d.person_id in within:
+            reasons.setdefault(d.person_id, (d.payload or {}).get("release", ""))
         if d.status == DeliveryStatus.SENT.value and d.sent_at is not None:
             first_sent[d.person_id] = min(first_sent.get(d.person_id, d.sent_at), d.sent_at)
     acked_at = {

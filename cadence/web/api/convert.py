@@ -5,10 +5,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cadence.access import policy
+from cadence.access.users import Viewer
 from cadence.directory.audience import (
     Audience,
     audience_zones,
-    build_audience,
 )
 from cadence.messages.core import (
     CadenceSpec,
@@ -43,7 +44,7 @@ from cadence.web.api.schemas import (
 # Turning rows into answers
 
 
-def _describe(session: Session, messages: list[Message]) -> list[MessageOut]:
+def _describe(session: Session, viewer: Viewer, messages: list[Message]) -> list[MessageOut]:
     user_ids = {m.created_by_id for m in messages} | {m.approved_by_id for m in messages}
     user_ids.discard(None)
     emails = dict(session.execute(select(User.id, User.email).where(User.id.in_(user_ids))).all())
@@ -52,10 +53,28 @@ def _describe(session: Session, messages: list[Message]) -> list[MessageOut]:
         launch.message_id: launch
         for launch in session.scalars(select(Launch).where(Launch.message_id.in_(launch_ids)))
     }
-    return [_one(m, launches.get(m.id), emails) for m in messages]
+    return [_one(session, viewer, m, launches.get(m.id), emails) for m in messages]
 
 
-def _one(message: Message, launch: Launch | None, emails: dict[int, str]) -> MessageOut:
+def _audience_out(session: Session, viewer: Viewer, audience: Audience) -> AudienceOut:
+    """The audience as this viewer may see it: a leader's names only from their tree."""
+    seen = policy.tree_emails(session, viewer, [*audience.people, *audience.trees])
+    return AudienceOut(
+        everyone=audience.everyone,
+        teams=list(audience.teams),
+        people=[p for p in audience.people if p in seen],
+        trees=[m for m in audience.trees if m in seen],
+        description=policy.describe_audience(session, viewer, audience),
+    )
+
+
+def _one(
+    session: Session,
+    viewer: Viewer,
+    message: Message,
+    launch: Launch | None,
+    emails: dict[int, str],
+) -> MessageOut:
     audience = Audience.from_json(message.audience)
     cad = message.cadence
     return MessageOut(
@@ -65,13 +84,8 @@ def _one(message: Message, launch: Launch | None, emails: dict[int, str]) -> Mes
         title=message.title,
         body=message.body,
         variants=[v.body for v in message.variants],
-        audience=AudienceOut(
-            everyone=audience.everyone,
-            teams=list(audience.teams),
-            people=list(audience.people),
-            trees=list(audience.trees),
-            description=audience.describe(),
-        ),
+        audience=_audience_out(session, viewer, audience),
+        outside_tree=policy.left_out(session, viewer, message.id) if message.id else None,
         channels=list(message.channels),
         channel_mode=message.channel_mode,
         cadence=(
@@ -109,13 +123,19 @@ def _one(message: Message, launch: Launch | None, emails: dict[int, str]) -> Mes
     )
 
 
-def _audience(session: Session, data: AudienceIn) -> Audience:
-    return build_audience(
-        session, everyone=data.everyone, teams=data.teams, people=data.people, trees=data.trees
+def _audience(session: Session, viewer: Viewer, data: AudienceIn) -> Audience:
+    """The audience, refused (403) for a leader when it reaches outside their tree."""
+    return policy.audience_for(
+        session,
+        viewer,
+        everyone=data.everyone,
+        teams=data.teams,
+        people=data.people,
+        trees=data.trees,
     )
 
 
-def _core_spec(session: Session, body: MessageIn) -> CoreMessageSpec:
+def _core_spec(session: Session, viewer: Viewer, body: MessageIn) -> CoreMessageSpec:
     """The same steps, in the same order, as `cadence message add`."""
     cadence = CadenceSpec(
         rrule=body.rrule,
@@ -126,7 +146,7 @@ def _core_spec(session: Session, body: MessageIn) -> CoreMessageSpec:
     return CoreMessageSpec(
         body.title,
         body.body,
-        _audience(session, body.audience),
+        _audience(session, viewer, body.audience),
         cadence,
         list(body.variants),
         list(body.channels),

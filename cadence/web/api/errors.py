@@ -8,6 +8,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from cadence.access.policy import NotInTree
 from cadence.errors import InputError
 from cadence.messages import approvals
 from cadence.web.api.schemas import (
@@ -48,6 +49,8 @@ class _ProblemRoute(APIRoute):
                 return _problem(exc.status, exc.detail, exc.problems, exc.headers)
             except approvals.NotAllowed as exc:
                 return _problem(403, str(exc), [])
+            except NotInTree as exc:
+                return _problem(403, exc.summary, exc.problems)
             except approvals.NotPending as exc:
                 return _problem(409, exc.summary, exc.problems)
             except InputError as exc:

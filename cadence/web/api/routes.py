@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, selectinload
 
+from cadence.access import policy
 from cadence.access.api_tokens import resolve
 from cadence.errors import InputError
 from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch, parse_customer_time
@@ -32,7 +33,7 @@ from cadence.store.models import (
     Message,
     User,
 )
-from cadence.web.api.callers import Caller, Scope, _visible
+from cadence.web.api.callers import Caller
 from cadence.web.api.convert import _audience, _core_spec, _describe, _preview, _unsaved
 from cadence.web.api.errors import (
     FORBIDDEN,
@@ -104,7 +105,7 @@ def router(deps: WebDeps) -> APIRouter:
                     "the token is not valid: unknown, revoked, or its user is disabled",
                     headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
                 )
-            return Caller(user.id, user.email, user.role, user.person_id)
+            return policy.viewer_for(user)
 
     def caller(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -125,7 +126,7 @@ def router(deps: WebDeps) -> APIRouter:
         return session_scope(deps.sessions)
 
     def user_row(session: Session, me: Caller) -> User:
-        user = session.get(User, me.id)
+        user = session.get(User, me.user_id)
         assert user is not None
         return user
 
@@ -136,13 +137,12 @@ def router(deps: WebDeps) -> APIRouter:
 
     def calendar_window(session: Session, me: Caller, days: int) -> CalendarWindow:
         now = deps.clock()
-        scope = Scope(session, me.person_id)
         return upcoming(
             session,
             deps.settings.timezone,
             now,
             now + timedelta(days=days),
-            lambda message: _visible(me, scope, message),
+            lambda message: policy.can_read_definition(session, me, message),
         )
 
     @api.post(
@@ -158,13 +158,11 @@ def router(deps: WebDeps) -> APIRouter:
         reporting tree; with approval required, a leader's message waits as
         `awaiting_approval` and nothing is planned until a comms user approves it."""
         with transaction() as session:
-            spec = _core_spec(session, body)
-            if not me.comms:
-                Scope(session, me.person_id).require(spec.audience)
+            spec = _core_spec(session, me, body)
             now = deps.clock()
             message = add_core_message(session, spec, now)
             approvals.submit(session, message, user_row(session, me), now)
-            return _describe(session, [message])[0]
+            return _describe(session, me, [message])[0]
 
     @api.get("/messages", tags=["messages"], summary="List messages")
     def messages(
@@ -176,13 +174,12 @@ def router(deps: WebDeps) -> APIRouter:
         """Comms users see every message; a leader sees the ones they created and the ones
         whose whole audience is in their reporting tree."""
         with transaction() as session:
-            scope = Scope(session, me.person_id)
             found = [
                 m
                 for m in list_messages(session, include_cancelled=include_cancelled)
-                if _visible(me, scope, m)
+                if policy.can_read_definition(session, me, m)
             ]
-            return _describe(session, found)
+            return _describe(session, me, found)
 
     @api.post(
         "/messages/preview",
@@ -198,9 +195,7 @@ def router(deps: WebDeps) -> APIRouter:
         """The next sends of a message as it would be stored, per zone, without storing it.
         Refused exactly as adding it would be."""
         with transaction() as session:
-            spec = _core_spec(session, body)
-            if not me.comms:
-                Scope(session, me.person_id).require(spec.audience)
+            spec = _core_spec(session, me, body)
             problems = validate_spec(spec)
             if problems:
                 raise InputError("message refused:", problems)
@@ -220,9 +215,9 @@ def router(deps: WebDeps) -> APIRouter:
                 message_id,
                 options=[selectinload(Message.variants), selectinload(Message.cadence)],
             )
-            if found is None or not _visible(me, Scope(session, me.person_id), found):
+            if found is None or not policy.can_read_definition(session, me, found):
                 raise ApiError(404, f"no message with id {message_id}")
-            return _describe(session, [found])[0]
+            return _describe(session, me, [found])[0]
 
     @api.post(
         "/launches",
@@ -237,9 +232,7 @@ def router(deps: WebDeps) -> APIRouter:
         before customers hear."""
         when = parse_customer_time(body.customer_at, body.tz)
         with transaction() as session:
-            audience = _audience(session, body.audience)
-            if not me.comms:
-                Scope(session, me.person_id).require(audience)
+            audience = _audience(session, me, body.audience)
             spec = LaunchSpec(
                 title=body.title, body=body.body, customer_copy=body.customer_copy,
                 customer_at=when, customer_zone=body.tz, audience=audience,
@@ -250,13 +243,14 @@ def router(deps: WebDeps) -> APIRouter:
             now = deps.clock()
             message = add_launch(session, spec, now, launch_context())
             approvals.submit(session, message, user_row(session, me), now)
-            return _describe(session, [message])[0]
+            return _describe(session, me, [message])[0]
 
     @api.get("/approvals", tags=["approvals"], summary="Messages awaiting approval")
     def pending(me: Me) -> list[MessageOut]:
         """Comms users see everything waiting; a leader sees what they submitted."""
         with transaction() as session:
-            return _describe(session, approvals.pending(session, None if me.comms else me.id))
+            mine = None if policy.sees_everything(me) else me.user_id
+            return _describe(session, me, approvals.pending(session, mine))
 
     @api.post(
         "/approvals/{message_id}/approve",
@@ -274,7 +268,7 @@ def router(deps: WebDeps) -> APIRouter:
             message = approvals.approve(
                 session, message_id, user_row(session, me), deps.clock(), launch_context()
             )
-            return _describe(session, [message])[0]
+            return _describe(session, me, [message])[0]
 
     @api.post(
         "/approvals/{message_id}/reject",
@@ -291,7 +285,7 @@ def router(deps: WebDeps) -> APIRouter:
             message = approvals.reject(
                 session, message_id, user_row(session, me), deps.clock(), body.reason
             )
-            return _describe(session, [message])[0]
+            return _describe(session, me, [message])[0]
 
     @api.get(
         "/settings/approval",
@@ -301,7 +295,7 @@ def router(deps: WebDeps) -> APIRouter:
     )
     def approval_setting(me: Me) -> ApprovalSetting:
         """Comms users only."""
-        if not me.comms:
+        if not policy.sees_everything(me):
             raise approvals.NotAllowed("only comms users can see the approval setting")
         with transaction() as session:
             value = approvals.requires_approval(session)

@@ -164,6 +164,11 @@ class MessageOut(BaseModel):
     max_reminders: int | None
     escalate: bool | None
     version: int
+    outside_tree: int | None = Field(
+        None,
+        description="For comms users: people this leader's message left out when it was sent, "
+        "because they were outside the leader's tree by then (null for leaders).",
+    )
     created_by: str | None = Field(description="Email of the user who queued it.")
     approved_by: str | None = Field(description="Email of the comms user who approved it.")
     created_at: datetime

@@ -35,14 +35,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from cadence.access import users
-from cadence.access.policy import (
-    _needing_attention,
-    _tree_emails,
-    can_see_message,
-    visible_messages,
-    visible_teams,
-)
+from cadence.access import policy, users
 from cadence.access.users import SESSION_LIFETIME, Viewer, issue_session
 from cadence.config import KNOWN_CHANNELS
 from cadence.directory.audience import Audience
@@ -79,6 +72,7 @@ from cadence.web.dashboard.views import (
     HEAT_COLUMNS,
     LAUNCH_COLUMNS,
     LEADER_COLUMNS,
+    LEFT_OUT_COLUMN,
     RELEASE_COLUMNS,
     REPETITION_COLUMNS,
     TIMELINE_COLUMNS,
@@ -399,10 +393,10 @@ def router(deps: WebDeps) -> APIRouter:
         form, filters = read_filters(
             request.query_params,
             zone,
-            teams=visible_teams(session, viewer),
+            teams=policy.visible_teams(session, viewer),
             channels=KNOWN_CHANNELS,
-            messages=visible_messages(session, viewer) if show_message else [],
-            scope=viewer.scope,
+            messages=policy.visible_messages(session, viewer) if show_message else [],
+            scope=policy.figure_scope(viewer),
         )
         form.show_team, form.show_message = show_team, show_message
         return form, filters
@@ -455,7 +449,7 @@ def router(deps: WebDeps) -> APIRouter:
                 now = deps.clock()
                 head = overview(session, filters, now, launch_context=launch_ctx)
                 by_message = breakdown(session, "message", filters, now)
-                attention = _needing_attention(session, viewer)
+                attention = policy.needing_attention(session, viewer)
             path = "/dashboard"
             messages = Table(
                 "messages",
@@ -518,7 +512,7 @@ def router(deps: WebDeps) -> APIRouter:
         def build(viewer: Viewer) -> Response:
             with deps.sessions() as session:
                 message = session.get(Message, message_id)
-                if message is None or not can_see_message(session, viewer, message):
+                if message is None or not policy.can_see_message(session, viewer, message):
                     raise Refused(*NOT_FOUND)
                 form, filters = filters_for(session, request, viewer, show_message=False)
                 filters = replace(filters, message_id=message_id)
@@ -536,8 +530,11 @@ def router(deps: WebDeps) -> APIRouter:
                 )
                 title, kind, status = message.title, message.kind, message.status
                 attention = message.attention
-                audience = Audience.from_json(message.audience or {}).describe()
-                allowed = _tree_emails(session, viewer.scope, [r["person"] for r in waiting])
+                audience = policy.describe_audience(
+                    session, viewer, Audience.from_json(message.audience or {})
+                )
+                left_out = policy.left_out(session, viewer, message_id)
+                allowed = policy.tree_emails(session, viewer, [r["person"] for r in waiting])
                 waiting = [r for r in waiting if r["person"] in allowed]
             path = f"/dashboard/messages/{message_id}"
             waiting_table = Table(
@@ -553,7 +550,7 @@ def router(deps: WebDeps) -> APIRouter:
             timeline_table = Table(
                 "occurrences",
                 "Occurrences",
-                TIMELINE_COLUMNS,
+                TIMELINE_COLUMNS if left_out is None else [*TIMELINE_COLUMNS, LEFT_OUT_COLUMN],
                 timeline,
                 present,
                 csv_url(path, form, "occurrences"),
@@ -593,6 +590,7 @@ def router(deps: WebDeps) -> APIRouter:
                 kind=kind,
                 message_status=status,
                 audience=audience,
+                left_out=left_out,
                 message_id=message_id,
                 cards=_headline_cards(head, message_page=True),
                 chart=chart,
@@ -672,16 +670,13 @@ def router(deps: WebDeps) -> APIRouter:
                 if (
                     message is None
                     or message.kind != MessageKind.LAUNCH.value
-                    or not can_see_message(session, viewer, message)
+                    or not policy.can_see_message(session, viewer, message)
                 ):
                     raise Refused(*NOT_FOUND)
                 now = deps.clock()
-                status = launch_status(session, message_id, launch_ctx, now)
-                releases = launch_releases(session, message_id, launch_ctx, viewer.scope)
-                if viewer.scope is not None:
-                    for key in ("breached", "not_yet_reached"):
-                        inside = _tree_emails(session, viewer.scope, status[key])
-                        status[key] = [e for e in status[key] if e in inside]
+                within = policy.tree_ids(session, viewer)
+                status = launch_status(session, message_id, launch_ctx, now, within)
+                releases = launch_releases(session, message_id, launch_ctx, within)
             path = f"/dashboard/launches/{message_id}"
             releases_table = Table(
                 "releases",
@@ -709,7 +704,7 @@ def router(deps: WebDeps) -> APIRouter:
                 not_yet_reached=status["not_yet_reached"],
                 tables=[releases_table],
                 as_of=present.when(now),
-                scoped=viewer.scope is not None,
+                scoped=within is not None,
             )
 
         return run(request, build)

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cadence.directory.audience import tree_of
 from cadence.launches.cascade import LaunchContext, get_launch, launch_occurrence, plan
 from cadence.store.models import (
     Acknowledgement,
@@ -40,7 +39,7 @@ from cadence.web.dashboard.tables import (
 
 
 def launch_releases(
-    session: Session, message_id: int, ctx: LaunchContext, scope: int | None
+    session: Session, message_id: int, ctx: LaunchContext, within: set[int] | None
 ) -> list[dict[str, Any]]:
     """Each person's place in the launch cascade: planned release, when it really went
     out and why, and when they acknowledged; only the viewer's tree for a leader."""
@@ -67,12 +66,9 @@ def launch_releases(
         .order_by(Acknowledgement.created_at)
     ):
         acked.setdefault(person_id, at)
-    inside: set[int] | None = None
-    if scope is not None:
-        inside = set(session.scalars(tree_of(scope)))
     rows = []
     for release in timeline.releases:
-        if inside is not None and release.person_id not in inside:
+        if within is not None and release.person_id not in within:
             continue
         sent_at = first_sent.get(release.person_id)
         if sent_at is None:
@@ -148,6 +144,8 @@ TIMELINE_COLUMNS = [
     Column("acknowledged", "Acknowledged", "count"),
     Column("ack_rate", "Ack rate", "share"),
 ]
+# For comms users: people a leader's message left out at send time, outside their tree.
+LEFT_OUT_COLUMN = Column("outside_tree", "Left out", "count")
 REPETITION_COLUMNS = [
     Column("name", "Name"),
     Column("person", "Email"),
