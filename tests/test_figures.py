@@ -785,9 +785,12 @@ def test_launch_compliance_in_the_overview(session: Session, settings: Settings)
     assert (first_status["launch"], second_status["launch"]) == (first, second)
     assert first_status["leader_bypasses"] == 2
     assert (first_status["breaches"], first_status["breached"]) == (1, ["dan@example.com"])
-    # A leader sees the whole launch's counts, but only names from their own tree.
+    # A leader's view counts and names only their own tree: cat alone, who heard in time.
     cat_view = overview(session, Filters(scope_person_id=p["cat"].id), NOW)
-    assert cat_view["launches"][0]["breaches"] == 1
+    assert cat_view["launches"][0]["audience"] == 1
+    assert cat_view["launches"][0]["breaches"] == 0
     assert cat_view["launches"][0]["breached"] == []
+    # A team filter (comms narrowing the page) keeps the whole launch's counts.
+    assert overview(session, Filters(team="Support"), NOW)["launches"][0]["breaches"] == 1
     only_first = overview(session, Filters(message_id=first), NOW)
     assert [s["launch"] for s in only_first["launches"]] == [first]

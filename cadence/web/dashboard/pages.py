@@ -474,7 +474,11 @@ def router(deps: WebDeps) -> APIRouter:
                 [_launch_row(status) for status in head["launches"]],
                 present,
                 csv_url(path, form, "launches"),
-                note="Whole-launch figures: staff should hear before customers.",
+                note=(
+                    "Whole-launch figures: staff should hear before customers."
+                    if policy.sees_everything(viewer)
+                    else "Your tree's part of each launch: staff should hear before customers."
+                ),
                 empty="No launch falls due in this period.",
             )
             chart = bar_chart(
