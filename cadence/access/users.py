@@ -57,8 +57,11 @@ class Viewer:
 
     @property
     def scope(self) -> int | None:
-        """The person whose tree this viewer may see; None means everything."""
-        return None if self.role is Role.COMMS else self.person_id
+        """The person whose tree this viewer may see; None means everything, and a leader
+        without a linked person gets 0, whose tree is empty (see cadence.access.policy)."""
+        if self.role is Role.COMMS:
+            return None
+        return self.person_id if self.person_id is not None else 0
 
 
 @cache
