@@ -20,6 +20,11 @@ from sqlalchemy.orm import Session
 from cadence.access import api_tokens
 from cadence.access.users import create_user
 from cadence.delivery.dispatch import DispatchPolicy, tick
+from cadence.directory.audience import Audience
+from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch
+from cadence.launches.release import release_due
+from cadence.messages import approvals
+from cadence.planning.followups import WorkingHours
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, Occurrence, Person, Team, User
 from tests import factories as f
@@ -208,3 +213,47 @@ def test_refusals_name_no_head_count_or_member_of_another_tree(
     assert not re.search(r"\d+ (person|people)", said)
     for other in ("b2@example.com", "Lead.B", "B1", "B2"):
         assert other not in said
+
+
+def test_a_leaders_launch_leaves_out_who_joined_their_team_from_another_tree(
+    runtime: Runtime, session: Session
+) -> None:
+    seed(session)
+    ctx = LaunchContext("UTC", 300.0, WorkingHours.parse("00:00", "23:59", "mon,tue,wed,thu,fri"))
+    customer_at = datetime(2026, 3, 6, 12, 0, tzinfo=UTC)  # a Friday
+    spec = LaunchSpec(
+        title="Same-day refunds",
+        body="Refunds are approved at once.",
+        customer_copy="Refunds now arrive the same day.",
+        customer_at=customer_at,
+        customer_zone="UTC",
+        audience=Audience(teams=("Support",)),
+        channels=["log"],
+    )
+    leader = session.scalars(select(User).where(User.email == "lead.a@example.com")).one()
+    launch = add_launch(session, spec, MONDAY_9, ctx)
+    approvals.submit(session, launch, leader, MONDAY_9)
+    support = session.scalars(select(Team).where(Team.path == "Support")).one()
+    moved = session.scalars(select(Person).where(Person.email == "b1@example.com")).one()
+    moved.team_id = support.id
+    session.commit()
+
+    # At the guard everyone still without it is sent it at once: still only the tree.
+    release_due(runtime.sessions, customer_at - timedelta(hours=1), ctx)
+
+    with runtime.sessions() as s:
+        got = set(
+            s.scalars(
+                select(Person.email)
+                .join(Delivery, Delivery.person_id == Person.id)
+                .join(Occurrence, Occurrence.id == Delivery.occurrence_id)
+                .where(Occurrence.message_id == launch.id, Occurrence.purpose == "launch")
+            )
+        )
+        left_out = s.scalar(
+            select(Occurrence.outside_tree).where(
+                Occurrence.message_id == launch.id, Occurrence.purpose == "launch"
+            )
+        )
+    assert got == {"lead.a@example.com", "a1@example.com"}
+    assert left_out == 1
