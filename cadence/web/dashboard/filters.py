@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from cadence.errors import InputError
 from cadence.figures.measures import Filters
+from cadence.inputs import is_id, parse_day
 
 # ---------------------------------------------------------------------------------------
 # Filters: GET query parameters, dates read as whole days in the organisation's zone
@@ -45,9 +47,9 @@ def _day(text: str, zone: ZoneInfo, name: str, problems: list[str]) -> datetime 
     if not text:
         return None
     try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        problems.append(f"{name} {text!r} is not a date (YYYY-MM-DD); it was left out")
+        day = parse_day(text, name)
+    except InputError as exc:
+        problems.append(f"{exc.summary}; it was left out")
         return None
     return datetime.combine(day, time(0), tzinfo=zone)
 
@@ -97,7 +99,7 @@ def read_filters(
     raw = params.get("message", "").strip()
     if raw:
         known = {m for m, _ in messages}
-        if raw.isdigit() and int(raw) in known:
+        if is_id(raw) and int(raw) in known:
             message_id = int(raw)
             form.message = raw
         else:
