@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from cadence.access.users import Viewer
 from cadence.directory.audience import Audience, audience_filter, tree_of
+from cadence.store.bulk import chunks
 from cadence.store.models import (
     Delivery,
     Message,
@@ -92,8 +93,11 @@ def _tree_emails(session: Session, scope: int | None, emails: Iterable[str]) -> 
     wanted = set(emails)
     if scope is None or not wanted:
         return wanted
-    return set(
-        session.scalars(
-            select(Person.email).where(Person.email.in_(wanted), Person.id.in_(tree_of(scope)))
+    found: set[str] = set()
+    for batch in chunks(sorted(wanted)):
+        found.update(
+            session.scalars(
+                select(Person.email).where(Person.email.in_(batch), Person.id.in_(tree_of(scope)))
+            )
         )
-    )
+    return found

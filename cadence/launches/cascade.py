@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from cadence.config import KNOWN_CHANNELS, Settings
 from cadence.directory.audience import Audience, audience_filter, effective_zone
 from cadence.errors import InputError
-from cadence.inputs import day_problem
+from cadence.inputs import day_problem, nul_problem
 from cadence.messages.core import get_message, validate_content
 from cadence.planning.followups import WorkingHours
 from cadence.planning.launch_timeline import (
@@ -119,6 +119,10 @@ def plan(session: Session, message: Message, launch: Launch, ctx: LaunchContext)
 
 def _validate(spec: LaunchSpec, now: datetime) -> list[str]:
     found = validate_content(spec.title, spec.body, [])
+    extras = {"customer copy": spec.customer_copy, "talking points": spec.talking_points}
+    for what, text in {**extras, "FAQ": spec.faq}.items():
+        if text and (why := nul_problem(text, what)):
+            found.append(why)
     if not spec.customer_copy.strip():
         found.append("customer copy is empty")
     elif len(spec.customer_copy) > MAX_COPY:
