@@ -31,7 +31,8 @@ from cadence.store.models import Message, User
 from cadence.web.app import build_app
 from cadence.web.dashboard.filters import FILTER_PARAMS
 from cadence.web.deps import WebDeps
-from tests.test_dashboard import NOW, Live, Org, add_users, seed, sign_in
+from cadence.web.nul_guard import REFUSAL
+from tests.test_dashboard import NOW, Live, Org, add_users, csrf_of, seed, sign_in
 from tests.test_web import free_port, serve
 
 # Sent percent-encoded as they are (so "%FF" is a byte that is not UTF-8, "%00" is NUL).
@@ -253,3 +254,23 @@ def test_a_body_of_the_wrong_type_with_nan_still_gets_fastapis_answer(
     wrong = post(client, core_body(title=12))
     assert wrong.status_code == 422
     assert wrong.json()["detail"][0]["loc"] == ["body", "title"]
+
+
+def test_nul_in_a_url_or_a_form_is_refused_before_any_route(
+    server: Server, client: httpx.Client
+) -> None:
+    for url in ["/dashboard?team=%00", "/inbox/a%00b@example.com", "/api/messages/1%00"]:
+        refused = client.get(url)
+        assert refused.status_code == 400, url
+        assert refused.json()["detail"] == REFUSAL
+    with httpx.Client(base_url=server.url) as anonymous:
+        form = anonymous.get("/login")
+        sign_in = anonymous.post(
+            "/login",
+            data={"email": "comms@example.com\x00", "password": "x", "csrf": csrf_of(form.text)},
+            headers={"Origin": server.url},
+        )
+    assert sign_in.status_code == 400
+    assert sign_in.json()["detail"] == REFUSAL
+    # The guard hands every other form on unchanged: signing in still works.
+    assert client.get("/dashboard").status_code == 200
