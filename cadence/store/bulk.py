@@ -43,7 +43,8 @@ def affected(session: Session, stmt: Executable) -> int:
 
 
 # Each value of an IN list is a bound parameter, and SQLite takes at most 32,766 of them in
-# one statement: lists that grow with the directory are sent in slices of this size.
+# one statement (250,000 in some builds): lists that grow with the directory are sent in
+# slices of this size.
 IN_CHUNK = 1000
 
 
