@@ -142,22 +142,21 @@ def refuse_nul(values: Iterable[tuple[str, str | None]]) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Nesting: counted without recursion, before a recursive parser or walker sees the document
-
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
+# JSON: parsed strictly, its nesting counted without recursion
 
 
-def json_depth(text: str) -> int:
-    """The deepest nesting of arrays and objects in JSON text, counted without recursion
-    (brackets inside strings do not count)."""
-    depth = deepest = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
-        if match.group() in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
+def depth_of(document: Any) -> int:
+    """The deepest nesting of lists and mappings in a parsed document, walked with a stack
+    rather than recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in item)
     return deepest
 
 
@@ -187,14 +186,18 @@ def load_json(data: bytes | str, what: str = "the JSON body") -> Any:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8") from None
-    if json_depth(text) > MAX_DEPTH:
-        raise InputError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+    too_deep = InputError(f"{what} is nested more than {MAX_DEPTH} levels deep")
     try:
         document = json.loads(
             text, parse_constant=_no_constant, parse_float=_finite, parse_int=_bounded_int
         )
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        # The C parser gives up cleanly at the interpreter's recursion limit.
+        raise too_deep from None
+    if depth_of(document) > MAX_DEPTH:
+        raise too_deep
     if "\x00" in text or "\\u0000" in text:
         refuse_nul(_strings(document, what))
     return document
