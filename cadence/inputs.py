@@ -43,13 +43,18 @@ MAX_DEPTH = 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """Text as an error message quotes it: cut short, so a 5,000-character value does not
+    fill the page or terminal it is refused on."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def parse_id(text: str | int, what: str = "id") -> int:
     """A database id from text: 1 to 2147483647, ASCII digits only (no sign, no spaces,
     no superscripts or other scripts' digits)."""
     raw = str(text)
     if not _ASCII_DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
-        shown = raw if len(raw) <= 40 else raw[:40] + "..."
-        raise InputError(f"{what} {shown!r} is not an id (a whole number from 1 to {MAX_ID})")
+        raise InputError(f"{what} {shown(raw)} is not an id (a whole number from 1 to {MAX_ID})")
     return int(raw)
 
 
@@ -64,13 +69,12 @@ def is_id(text: str) -> bool:
 def parse_day(text: str, what: str = "date") -> date:
     """A YYYY-MM-DD day between 2000-01-01 and 2100-12-31."""
     raw = text.strip()
-    shown = raw if len(raw) <= 40 else raw[:40] + "..."
     try:
         if not _DAY_SHAPE.fullmatch(raw):
             raise ValueError(raw)
         day = date.fromisoformat(raw)
     except ValueError:
-        raise InputError(f"{what} {shown!r} is not a date (YYYY-MM-DD)") from None
+        raise InputError(f"{what} {shown(raw)} is not a date (YYYY-MM-DD)") from None
     check_day(day, what)
     return day
 
@@ -92,12 +96,11 @@ def zone_shape_problem(name: str) -> str | None:
 
     Checked before the zone database is asked, which would otherwise try to open a file
     named by the input (an OSError for a long name, a path for `..`)."""
-    shown = name if len(name) <= 40 else name[:40] + "..."
     if len(name) > MAX_ZONE_LENGTH:
-        return f"time zone {shown!r} is too long (at most {MAX_ZONE_LENGTH} characters)"
+        return f"time zone {shown(name)} is too long (at most {MAX_ZONE_LENGTH} characters)"
     if not _ZONE_SHAPE.fullmatch(name) or ".." in name or name.startswith("/"):
         return (
-            f"unknown time zone {shown!r} (an IANA name has only letters, digits and _ + - /, "
+            f"unknown time zone {shown(name)} (an IANA name has only letters, digits and _ + - /, "
             "such as Europe/London)"
         )
     return None

@@ -3,15 +3,29 @@ traceback, and nothing stored or half-changed."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cadence.inputs import MAX_DEPTH, MAX_PEOPLE, MAX_TEAMS, MAX_TREES
+from cadence.errors import InputError
+from cadence.inputs import (
+    MAX_DEPTH,
+    MAX_ID,
+    MAX_PEOPLE,
+    MAX_TEAMS,
+    MAX_TREES,
+    check_zone_name,
+    load_json,
+    parse_day,
+    parse_id,
+)
 from cadence.store.models import Message, Person
 from tests.conftest import CliResult
 from tests.test_cli_messages import add_args, seed_people
@@ -159,3 +173,26 @@ def test_long_in_lists_are_sent_in_slices(session: Session) -> None:
     asked = [f"p{i}@example.com" for i in range(250_001)] + ["agent@example.com"]
     assert _tree_emails(session, lead, asked) == {"agent@example.com"}
     assert [len(c) for c in chunks(range(2 * IN_CHUNK + 1))] == [IN_CHUNK, IN_CHUNK, 1]
+
+
+@given(st.text(max_size=30))
+def test_the_readers_raise_only_input_errors(text: str) -> None:
+    """Whatever text comes in, the readers answer with a value or an InputError."""
+    for read in (parse_id, parse_day, check_zone_name, load_json):
+        with contextlib.suppress(InputError):
+            read(text)
+
+
+@given(st.integers())
+def test_parse_id_takes_exactly_the_database_range(number: int) -> None:
+    if 1 <= number <= MAX_ID:
+        assert parse_id(str(number)) == number
+    else:
+        with pytest.raises(InputError, match="is not an id"):
+            parse_id(str(number))
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0661", "+1", " 1", "1_000", "0x10", "1.0"])
+def test_parse_id_takes_ascii_digits_only(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_id(text)

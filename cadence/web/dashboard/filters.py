@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from cadence.errors import InputError
 from cadence.figures.measures import Filters
-from cadence.inputs import is_id, parse_day
+from cadence.inputs import is_id, parse_day, shown
 
 # ---------------------------------------------------------------------------------------
 # Filters: GET query parameters, dates read as whole days in the organisation's zone
@@ -87,12 +87,12 @@ def read_filters(
         form.until = ""
     team = params.get("team", "").strip().strip("/")
     if team and team not in teams:
-        problems.append(f"no team {team!r} to show; the team filter was left out")
+        problems.append(f"no team {shown(team)} to show; the team filter was left out")
         team = ""
     form.team = team
     channel = params.get("channel", "").strip().lower()
     if channel and channel not in channels:
-        problems.append(f"unknown channel {channel!r}; the channel filter was left out")
+        problems.append(f"unknown channel {shown(channel)}; the channel filter was left out")
         channel = ""
     form.channel = channel
     message_id: int | None = None
