@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cadence.errors import CadenceError
+from cadence.inputs import zone_shape_problem
 
 DEFAULT_SECRET = "cadence-development-secret-change-me"
 KNOWN_CHANNELS = ("slack", "email", "log")
@@ -83,9 +84,12 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
+        # The shape first: the zone database would open a file named by the value.
+        if problem := zone_shape_problem(value):
+            raise ValueError(problem)
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
 

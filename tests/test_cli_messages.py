@@ -75,7 +75,7 @@ def test_bad_message_input_exits_2_and_stores_nothing(cli: Cli, session: Session
         (add_args("--everyone", "--tz", "Moon/Base"), "unknown time zone"),
         (add_args("--everyone", "--channel", "pigeon"), "unknown channel 'pigeon'"),
         (add_args("--everyone", "--end", "2020-01-01"), "before the start"),
-        (add_args("--everyone", "--end", "soon"), "bad --end"),
+        (add_args("--everyone", "--end", "soon"), "--end 'soon' is not a date"),
         (
             [
                 "message",

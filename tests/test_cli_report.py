@@ -86,8 +86,8 @@ def test_days_are_inclusive_and_slices_apply(cli: Cli, seeded: None) -> None:
     [
         (["--by", "zone"], "error: unknown --by 'zone' (one of: message, team, manager"),
         (["--by", "period", "--period", "year"], "error: unknown --period 'year'"),
-        (["--since", "2026-02-30"], "error: --since must be a date YYYY-MM-DD, not '2026-02-30'"),
-        (["--until", "last week"], "error: --until must be a date YYYY-MM-DD"),
+        (["--since", "2026-02-30"], "error: --since '2026-02-30' is not a date (YYYY-MM-DD)"),
+        (["--until", "last week"], "error: --until 'last week' is not a date (YYYY-MM-DD)"),
         (["--since", "2026-03-09", "--until", "2026-03-01"], "error: the start of the period"),
         (["--team", "Nope"], "error: unknown team 'Nope'"),
         (["--manager", "nobody@example.com"], "error: no person with email nobody@example.com"),

@@ -14,7 +14,7 @@ from pathlib import Path
 import cadence
 
 LEVELS = {
-    "errors": 0, "clock": 0, "rendering": 0, "__init__": 0,
+    "errors": 0, "inputs": 0, "clock": 0, "rendering": 0, "__init__": 0,
     "config": 1, "runtime": 1, "store": 1, "planning": 1,
     "directory": 2, "access": 2, "messages": 2, "launches": 2, "answers": 2,
     "delivery": 3, "figures": 3,

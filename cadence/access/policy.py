@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from cadence.access.users import Role, Viewer
 from cadence.directory.audience import Audience, audience_filter, build_audience, tree_of
 from cadence.errors import InputError
+from cadence.store.bulk import chunks
 from cadence.store.models import Delivery, Message, Occurrence, Person, Team, User
 
 #: No person has id 0 (ids start at 1), so its tree is empty: the figures' scope for a leader
@@ -84,9 +85,14 @@ def tree_emails(session: Session, viewer: Viewer, emails: Iterable[str]) -> set[
     tree = _tree(viewer)
     if tree is None or not wanted:
         return wanted
-    return set(
-        session.scalars(select(Person.email).where(Person.email.in_(wanted), Person.id.in_(tree)))
-    )
+    found: set[str] = set()
+    for batch in chunks(sorted(wanted)):
+        found.update(
+            session.scalars(
+                select(Person.email).where(Person.email.in_(batch), Person.id.in_(tree))
+            )
+        )
+    return found
 
 
 # ---------------------------------------------------------------------------------------

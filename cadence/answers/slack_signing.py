@@ -12,14 +12,14 @@ The question modal is built here too, because its block and action ids are what
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from cadence.errors import CadenceError
+from cadence.errors import CadenceError, InputError
+from cadence.inputs import load_json
 
 TOLERANCE_SECONDS = 300
 
@@ -170,9 +170,10 @@ def parse_interaction(body: bytes) -> Interaction:
     if len(payloads) != 1:
         raise BadInteraction("the body must have exactly one `payload` field")
     try:
-        payload = json.loads(payloads[0])
-    except ValueError:
-        raise BadInteraction("`payload` is not JSON") from None
+        # Strict: a payload nested absurdly deep would exhaust the parser's recursion.
+        payload = load_json(payloads[0], "`payload`")
+    except InputError as exc:
+        raise BadInteraction(exc.summary) from None
     if not isinstance(payload, dict):
         raise BadInteraction("`payload` is not a JSON object")
     kind = payload.get("type")

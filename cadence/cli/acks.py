@@ -9,6 +9,7 @@ import typer
 from cadence.answers.acks import ack_status, list_acks
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
+from cadence.cli.params import id_value
 
 ACK_COLUMNS = [
     "id", "message_id", "repetition", "person", "kind", "clarity", "via", "channel",
@@ -23,11 +24,15 @@ def register(app: typer.Typer) -> None:
 
 def acks(
     ctx: typer.Context,
-    message: int | None = typer.Option(None, "--message", help="Only this message id."),
+    message: int | None = typer.Option(
+        None, "--message", parser=id_value, help="Only this message id."
+    ),
     person: str | None = typer.Option(None, "--person", help="Only this person (email)."),
     kind: str | None = typer.Option(None, "--kind", help="ack or question."),
     repeats: bool = typer.Option(False, "--repeats", help="Include repeated clicks."),
-    limit: int = typer.Option(100, "--limit", help="At most this many, newest first."),
+    limit: int = typer.Option(
+        100, "--limit", min=1, max=100_000, help="At most this many, newest first."
+    ),
     fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
 ) -> None:
     """List acknowledgements and questions, newest first."""
@@ -45,7 +50,7 @@ def acks(
 
 def status(
     ctx: typer.Context,
-    message_id: int = typer.Argument(..., metavar="MESSAGE", help="Message id."),
+    message_id: int = typer.Argument(..., parser=id_value, metavar="MESSAGE", help="Message id."),
     fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
 ) -> None:
     """Who has acknowledged a message's latest repetition and who has not, per team."""

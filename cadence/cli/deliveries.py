@@ -6,6 +6,7 @@ import typer
 
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
+from cadence.cli.params import id_value
 from cadence.figures.reports import list_deliveries
 
 COLUMNS = [
@@ -30,12 +31,16 @@ def register(app: typer.Typer) -> None:
 
 def deliveries(
     ctx: typer.Context,
-    message: int | None = typer.Option(None, "--message", help="Only this message id."),
+    message: int | None = typer.Option(
+        None, "--message", parser=id_value, help="Only this message id."
+    ),
     person: str | None = typer.Option(None, "--person", help="Only this person (email)."),
     status: str | None = typer.Option(
         None, "--status", help="pending, queued, sending, sent, failed or cancelled."
     ),
-    limit: int = typer.Option(100, "--limit", help="At most this many, newest first."),
+    limit: int = typer.Option(
+        100, "--limit", min=1, max=100_000, help="At most this many, newest first."
+    ),
     fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
 ) -> None:
     """List deliveries, newest first. JSON output includes the rendered text."""

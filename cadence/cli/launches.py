@@ -10,6 +10,7 @@ import typer
 
 from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
+from cadence.cli.params import id_value
 from cadence.clock import utcnow
 from cadence.directory.audience import Audience, build_audience
 from cadence.errors import InputError
@@ -140,7 +141,7 @@ def list_(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format
 @launch_app.command("show")
 def show(
     ctx: typer.Context,
-    launch_id: int = typer.Argument(..., metavar="LAUNCH"),
+    launch_id: int = typer.Argument(..., parser=id_value, metavar="LAUNCH"),
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Show a launch: its timing, its staff message and its customer copy."""
@@ -155,7 +156,7 @@ def show(
 @launch_app.command("preview")
 def preview(
     ctx: typer.Context,
-    launch_id: int = typer.Argument(..., metavar="LAUNCH"),
+    launch_id: int = typer.Argument(..., parser=id_value, metavar="LAUNCH"),
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """The timeline: who gets it when (in their own zone), and in which tier."""
@@ -189,7 +190,7 @@ def preview(
 @launch_app.command("edit")
 def edit(
     ctx: typer.Context,
-    launch_id: int = typer.Argument(..., metavar="LAUNCH"),
+    launch_id: int = typer.Argument(..., parser=id_value, metavar="LAUNCH"),
     title: str | None = typer.Option(None, "--title"),
     body: str | None = typer.Option(None, "--body"),
     body_file: Path | None = typer.Option(None, "--body-file"),
@@ -227,7 +228,9 @@ def edit(
 
 
 @launch_app.command("cancel")
-def cancel(ctx: typer.Context, launch_id: int = typer.Argument(..., metavar="LAUNCH")) -> None:
+def cancel(
+    ctx: typer.Context, launch_id: int = typer.Argument(..., parser=id_value, metavar="LAUNCH")
+) -> None:
     """Withdraw a launch before customers hear: whoever had it is told it is off."""
     with db_session(ctx) as session:
         withdrawn, notices = cancel_launch(session, launch_id, utcnow())
@@ -240,7 +243,7 @@ def cancel(ctx: typer.Context, launch_id: int = typer.Argument(..., metavar="LAU
 @launch_app.command("note")
 def note(
     ctx: typer.Context,
-    launch_id: int = typer.Argument(..., metavar="LAUNCH"),
+    launch_id: int = typer.Argument(..., parser=id_value, metavar="LAUNCH"),
     leader: str = typer.Option(..., "--leader", help="The leader's email."),
     text: str = typer.Option(..., "--text", help="The note for their team."),
 ) -> None:
@@ -253,7 +256,7 @@ def note(
 @launch_app.command("status")
 def status(
     ctx: typer.Context,
-    launch_id: int = typer.Argument(..., metavar="LAUNCH"),
+    launch_id: int = typer.Argument(..., parser=id_value, metavar="LAUNCH"),
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Figures: reached and acknowledged before customers, leaders first, bypasses, breaches."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 
 import typer
@@ -12,9 +11,11 @@ from cadence.access import policy
 from cadence.access.users import get_user
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
+from cadence.cli.params import id_value
 from cadence.clock import utcnow
 from cadence.directory.audience import build_audience
 from cadence.errors import InputError
+from cadence.inputs import parse_day
 from cadence.messages import approvals
 from cadence.messages.core import (
     CadenceSpec,
@@ -112,12 +113,7 @@ def add(
         raise InputError("give exactly one of --body or --body-file")
     text = body if body is not None else _read_text(body_file, "body")  # type: ignore[arg-type]
     wordings = list(variant) + [_read_text(p, "variant") for p in variant_file]
-    end_date = None
-    if end:
-        try:
-            end_date = date.fromisoformat(end)
-        except ValueError:
-            raise InputError(f"bad --end {end!r}: expected YYYY-MM-DD") from None
+    end_date = parse_day(end, "--end") if end else None
     cadence = CadenceSpec(
         rrule=rrule,
         start=combine_start(start, at),
@@ -176,7 +172,7 @@ def list_(
 @message_app.command("show")
 def show(
     ctx: typer.Context,
-    message_id: int = typer.Argument(..., help="Message id."),
+    message_id: int = typer.Argument(..., parser=id_value, help="Message id."),
     fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
 ) -> None:
     """Show one message with its cadence and wordings."""
@@ -198,7 +194,8 @@ def show(
 
 def _lifecycle(verb: str) -> None:
     def command(
-        ctx: typer.Context, message_id: int = typer.Argument(..., help="Message id.")
+        ctx: typer.Context,
+        message_id: int = typer.Argument(..., parser=id_value, help="Message id."),
     ) -> None:
         with db_session(ctx) as session:
             if verb == "pause":
@@ -236,7 +233,7 @@ def _print_one(row: dict[str, object], fmt: Format, summary: str) -> None:
 @message_app.command("edit")
 def edit(
     ctx: typer.Context,
-    message_id: int = typer.Argument(..., help="Message id."),
+    message_id: int = typer.Argument(..., parser=id_value, help="Message id."),
     title: str | None = typer.Option(None, "--title", help="New title."),
     body: str | None = typer.Option(None, "--body", help="New Markdown body."),
     body_file: Path | None = typer.Option(None, "--body-file", help="New body from a file."),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ import typer
 
 from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
+from cadence.cli.params import id_value
 from cadence.clock import utcnow
 from cadence.errors import InputError
 from cadence.figures import summaries
@@ -23,6 +24,7 @@ from cadence.figures.measures import (
     overview,
 )
 from cadence.figures.message_detail import repetition
+from cadence.inputs import parse_day
 from cadence.launches.cascade import context_from
 from cadence.store.db import check_migrated
 
@@ -50,10 +52,7 @@ def _day(text: str | None, option: str, zone: ZoneInfo, *, end: bool = False) ->
     the start of the next day."""
     if text is None:
         return None
-    try:
-        day = date.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(f"{option} must be a date YYYY-MM-DD, not {text!r}") from None
+    day = parse_day(text, option)
     if end:
         day += timedelta(days=1)
     return datetime.combine(day, time(0, 0), tzinfo=zone)
@@ -73,7 +72,9 @@ def report(
     until: str | None = typer.Option(
         None, "--until", help="Occurrences due on or before this day (YYYY-MM-DD)."
     ),
-    message: int | None = typer.Option(None, "--message", help="Only this message id."),
+    message: int | None = typer.Option(
+        None, "--message", parser=id_value, help="Only this message id."
+    ),
     team: str | None = typer.Option(None, "--team", help="Only this team and its sub-teams."),
     manager: str | None = typer.Option(
         None, "--manager", help="Only this manager and everyone below them (email)."
@@ -83,6 +84,7 @@ def report(
         None,
         "--at-least",
         min=1,
+        max=100_000,
         help="With --message: repetition, i.e. how many times each person received and "
         "acknowledged it, and the share of its audience that received it at least this often.",
     ),

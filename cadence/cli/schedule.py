@@ -6,6 +6,7 @@ import typer
 
 from cadence.cli.context import db_session, runtime
 from cadence.cli.output import Format, emit
+from cadence.cli.params import id_value
 from cadence.clock import utcnow
 from cadence.errors import InputError
 from cadence.messages.core import get_message
@@ -25,9 +26,11 @@ def preview(
     rrule: str | None = typer.Option(None, "--rrule", help="RFC 5545 RRULE (RRULE: optional)."),
     start: str | None = typer.Option(None, "--start", help="DTSTART as YYYY-MM-DDTHH:MM in --tz."),
     tz: str | None = typer.Option(None, "--tz", help="IANA time zone of --start."),
-    message: int | None = typer.Option(None, "--message", help="Preview a stored message."),
+    message: int | None = typer.Option(
+        None, "--message", parser=id_value, help="Preview a stored message."
+    ),
     person: str | None = typer.Option(None, "--person", help="With --message: one recipient."),
-    count: int = typer.Option(10, "--count", help="How many occurrences."),
+    count: int = typer.Option(10, "--count", min=1, max=10_000, help="How many occurrences."),
     fmt: Format = typer.Option(Format.table, "--format", help="Output for --message."),
 ) -> None:
     """Print upcoming occurrences.

@@ -6,6 +6,7 @@ import typer
 
 from cadence.cli.checks import broker_for
 from cadence.cli.context import db_session, runtime
+from cadence.cli.params import id_value
 from cadence.clock import utcnow
 from cadence.delivery.channels.base import Channel
 from cadence.delivery.channels.registry import make_channel
@@ -19,10 +20,12 @@ def register(app: typer.Typer) -> None:
 
 def send_test(
     ctx: typer.Context,
-    message_id: int = typer.Argument(..., metavar="MESSAGE", help="Message id."),
+    message_id: int = typer.Argument(..., parser=id_value, metavar="MESSAGE", help="Message id."),
     to: str = typer.Option(..., "--to", help="Email of a person in the directory."),
     channel: str | None = typer.Option(None, "--channel", help="Force one of its channels."),
-    wording: int = typer.Option(0, "--wording", help="Which wording: 0 is the body."),
+    wording: int = typer.Option(
+        0, "--wording", min=0, max=1000, help="Which wording: 0 is the body."
+    ),
 ) -> None:
     """Send one real delivery of a message now, to see how it looks. Not counted in figures."""
     rt = runtime(ctx)

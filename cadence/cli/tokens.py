@@ -7,6 +7,7 @@ import typer
 from cadence.access.api_tokens import create_token, find_user, list_tokens, revoke
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
+from cadence.cli.params import id_value
 from cadence.clock import utcnow
 
 token_app = typer.Typer(help="Bearer tokens for the HTTP API.", no_args_is_help=True)
@@ -60,7 +61,8 @@ def list_(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format
 
 @token_app.command("revoke")
 def revoke_(
-    ctx: typer.Context, token_id: int = typer.Argument(..., metavar="ID", help="Token id.")
+    ctx: typer.Context,
+    token_id: int = typer.Argument(..., parser=id_value, metavar="ID", help="Token id."),
 ) -> None:
     """Revoke a token: requests using it are refused from now on."""
     with db_session(ctx) as session:

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cadence.errors import InputError
+from cadence.inputs import MAX_PEOPLE, MAX_TEAMS, MAX_TREES, count_problem
 from cadence.store.models import Person, Team
 
 
@@ -63,7 +64,13 @@ def build_audience(
         raise InputError("audience: --everyone cannot be combined with teams, people or trees")
     if not (everyone or teams or people or trees):
         raise InputError("audience: give --everyone, --team, --person or --tree")
-    problems: list[str] = []
+    # Before any query: each name becomes a term of one SQL expression, and SQLite refuses
+    # an expression past a thousand terms deep.
+    sizes = [(teams, MAX_TEAMS, "teams"), (trees, MAX_TREES, "trees")]
+    sizes.append((people, MAX_PEOPLE, "people"))
+    problems = [why for names, limit, what in sizes if (why := count_problem(names, limit, what))]
+    if problems:
+        raise InputError("audience refused:", problems)
     known_teams = set(session.scalars(select(Team.path).where(Team.path.in_(teams))))
     problems += [f"unknown team {t!r}" for t in teams if t not in known_teams]
     emails = set(people) | set(trees)

@@ -18,6 +18,7 @@ from cadence.directory.people import (
     DirectoryRow,
 )
 from cadence.errors import InputError
+from cadence.inputs import MAX_DEPTH
 
 # ---------------------------------------------------------------------------------------
 # Reading files
@@ -138,8 +139,26 @@ def _check_header(names: list[str], path: Path, header_line: int) -> None:
         raise InputError(f"{path}: bad header on line {header_line}", problems)
 
 
+def _yaml_depth(text: str, path: Path) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH, judged from the parser's events (a
+    loop, not recursion) before PyYAML's composer, which recurses once per level, sees it."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise InputError(
+                    f"{path}: line {line}: nested more than {MAX_DEPTH} levels deep; "
+                    "a directory file is a list of people, each a mapping of fields"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def _parse_yaml(text: str, path: Path) -> list[DirectoryRow]:
     try:
+        _yaml_depth(text, path)
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -71,6 +71,7 @@ from cadence.figures.summaries import DEFAULT_TOLERANCE, SEND_PURPOSES, SUMS
 from cadence.launches.cascade import LaunchContext
 from cadence.launches.status import launch_status
 from cadence.planning.followups import WorkingHours
+from cadence.store.bulk import chunks
 from cadence.store.expressions import period_start
 from cadence.store.models import (
     Delivery,
@@ -212,11 +213,13 @@ def _launches(
             continue
         if sl.filters.narrows_people:
             named = [*status["breached"], *status["not_yet_reached"]]
-            inside = set(
-                session.scalars(
-                    select(Person.email).where(Person.email.in_(named), *sl.people(Person.id))
+            inside: set[str] = set()
+            for batch in chunks(named):
+                inside.update(
+                    session.scalars(
+                        select(Person.email).where(Person.email.in_(batch), *sl.people(Person.id))
+                    )
                 )
-            )
             status["breached"] = [e for e in status["breached"] if e in inside]
             status["not_yet_reached"] = [e for e in status["not_yet_reached"] if e in inside]
         out.append(status)

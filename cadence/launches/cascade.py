@@ -13,6 +13,7 @@ This module adds launches and plans their timelines; `release` runs the cascade 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from cadence.access.policy import sender_limit
 from cadence.config import KNOWN_CHANNELS, Settings
 from cadence.directory.audience import Audience, audience_filter, effective_zone
 from cadence.errors import InputError
+from cadence.inputs import day_problem, nul_problem
 from cadence.messages.core import get_message, validate_content
 from cadence.planning.followups import WorkingHours
 from cadence.planning.launch_timeline import (
@@ -137,13 +139,22 @@ def plan(session: Session, message: Message, launch: Launch, ctx: LaunchContext)
 
 def _validate(spec: LaunchSpec, now: datetime) -> list[str]:
     found = validate_content(spec.title, spec.body, [])
+    extras = {"customer copy": spec.customer_copy, "talking points": spec.talking_points}
+    for what, text in {**extras, "FAQ": spec.faq}.items():
+        if text and (why := nul_problem(text, what)):
+            found.append(why)
     if not spec.customer_copy.strip():
         found.append("customer copy is empty")
     elif len(spec.customer_copy) > MAX_COPY:
         found.append(f"customer copy is longer than {MAX_COPY} characters")
-    if spec.customer_at <= now:
+    if why := day_problem(spec.customer_at.date(), "the customer time"):
+        found.append(why)
+    elif spec.customer_at <= now:
         found.append(f"the customer time {spec.customer_at.isoformat()} has already passed")
-    if spec.lead_hours < 0 or spec.margin_minutes < 0:
+    hours = [spec.lead_hours, spec.margin_minutes, spec.leader_lead_hours or 0.0]
+    if not all(math.isfinite(value) for value in hours):
+        found.append("--lead, --leader-lead and --margin must be finite numbers")
+    elif spec.lead_hours < 0 or spec.margin_minutes < 0:
         found.append("--lead and --margin cannot be negative")
     if spec.leader_lead_hours is not None and spec.leader_lead_hours <= 0:
         found.append("--leader-lead must be positive (or left out for one working day)")

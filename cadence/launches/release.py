@@ -22,7 +22,7 @@ from cadence.messages.channel_choice import channels_for, fallback_channel
 from cadence.planning.launch_timeline import (
     Release,
 )
-from cadence.store.bulk import insert_ignoring_duplicates
+from cadence.store.bulk import chunks, insert_ignoring_duplicates
 from cadence.store.db import session_scope
 from cadence.store.models import (
     Acknowledgement,
@@ -98,11 +98,12 @@ def _release_one(
         )
     )
     guard = timeline.everyone_by
-    preferred = dict(
-        session.execute(
-            select(Person.id, Person.channel).where(Person.id.in_(list(releases)))
-        ).all()
-    )
+    # Every member of staff may fall due in one tick: ask in slices.
+    preferred: dict[int, str | None] = {}
+    for batch in chunks(releases):
+        preferred.update(
+            session.execute(select(Person.id, Person.channel).where(Person.id.in_(batch))).all()
+        )
     rows: list[dict[str, Any]] = []
     bypassed: list[Release] = []
     for release in timeline.releases:

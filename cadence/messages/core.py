@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from cadence.config import KNOWN_CHANNELS
 from cadence.directory.audience import Audience
 from cadence.errors import InputError
+from cadence.inputs import check_day, control_problem, day_problem, nul_problem
 from cadence.messages.attention import clear as clear_attention
 from cadence.messages.personalise import check_template
 from cadence.planning.recurrence import parse_rule, zone
@@ -69,6 +70,7 @@ def combine_start(start: str, at: str | None) -> datetime:
         day = date.fromisoformat(text)
     except ValueError:
         raise InputError(f"bad start {start!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
+    check_day(day, "start")
     if not at:
         raise InputError("--at HH:MM is required when --start is a date")
     wall: time = parse_wall_time(at)
@@ -97,6 +99,8 @@ def validate_spec(spec: CoreMessageSpec) -> list[str]:
     except InputError as exc:
         problems.append(str(exc))
     end = spec.cadence.end_date
+    if end is not None and (why := day_problem(end, "end date")):
+        problems.append(why)
     if end is not None and end < spec.cadence.start.date():
         problems.append(f"end date {end} is before the start {spec.cadence.start.date()}")
     return problems
@@ -324,6 +328,8 @@ def validate_content(title: str, body: str, variants: list[str]) -> list[str]:
         problems.append("title is empty")
     elif len(title) > MAX_TITLE:
         problems.append(f"title is longer than {MAX_TITLE} characters")
+    elif why := control_problem(title, "title"):
+        problems.append(why)
     for label, text in [("body", body)] + [
         (f"variant {i}", v) for i, v in enumerate(variants, start=1)
     ]:
@@ -331,6 +337,8 @@ def validate_content(title: str, body: str, variants: list[str]) -> list[str]:
             problems.append(f"{label} is empty")
         elif len(text) > MAX_BODY:
             problems.append(f"{label} is longer than {MAX_BODY} characters")
+        elif why := nul_problem(text, label):
+            problems.append(why)
         else:
             # Caught now, not at send time for each of thousands of people.
             problems += check_template(text, label)

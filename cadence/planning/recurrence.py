@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import MINUTELY, SECONDLY, rrule, rrulestr
 
 from cadence.errors import InputError
+from cadence.inputs import check_day, check_zone_name
 
 # Iterating a rule from its start must end even for a rule with no end; a per-minute rule
 # over ten years stays below this.
@@ -28,10 +29,12 @@ MAX_EXPANSION = 6_000_000
 
 
 def zone(name: str) -> ZoneInfo:
-    """A ZoneInfo for an IANA name, or an InputError naming the bad value."""
+    """A ZoneInfo for an IANA name, or an InputError naming the bad value. The name's shape
+    is checked first: the zone database would otherwise open a file named by the input."""
+    check_zone_name(name)
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InputError(
             f"unknown time zone {name!r} (use an IANA name such as Europe/London)"
         ) from None
@@ -79,6 +82,7 @@ def parse_start(text: str) -> datetime:
         raise InputError(f"bad start {text!r}: expected YYYY-MM-DDTHH:MM") from None
     if value.tzinfo is not None:
         raise InputError(f"bad start {text!r}: give wall-clock time without an offset")
+    check_day(value.date(), "start")
     return value
 
 

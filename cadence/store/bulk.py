@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Executable, Insert
@@ -40,3 +40,21 @@ def affected(session: Session, stmt: Executable) -> int:
     """Run an UPDATE or DELETE and say how many rows it changed."""
     result = cast(CursorResult[Any], session.execute(stmt))
     return int(result.rowcount or 0)
+
+
+# Each value of an IN list is a bound parameter, and SQLite takes at most 32,766 of them in
+# one statement (250,000 in some builds): lists that grow with the directory are sent in
+# slices of this size.
+IN_CHUNK = 1000
+
+
+def chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
+    """`values` in lists of at most `size`, for IN lists of any length."""
+    batch: list[Any] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from cadence.config import Settings
 from cadence.delivery.broker import redis_client
 from cadence.runtime import Runtime
 from cadence.web.deps import WebDeps
+from cadence.web.nul_guard import NulGuard
 
 log = logging.getLogger("cadence.web")
+
+
+def _printable(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FastAPI's validation errors with each `input` kept only when it can be written as
+    JSON: the input may be NaN, a deep document or bytes, and an answer that cannot be
+    serialised would become a 500."""
+    kept = []
+    for error in errors:
+        try:
+            encoded = jsonable_encoder(error)
+            json.dumps(encoded, allow_nan=False)
+        except (ValueError, TypeError, RecursionError):
+            plain = {k: v for k, v in error.items() if k not in ("input", "ctx")}
+            encoded = jsonable_encoder(plain)
+        kept.append(encoded)
+    return kept
+
+
+async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _printable(list(exc.errors()))}, status_code=422)
 
 
 def build_app(deps: WebDeps) -> FastAPI:
@@ -23,6 +50,8 @@ def build_app(deps: WebDeps) -> FastAPI:
         version="0.1.0",
     )
     app.state.deps = deps
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_middleware(NulGuard)
     app.include_router(health.router(deps))
     app.include_router(ack_pages.router(deps))
     app.include_router(slack_interactions.router(deps))

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 
 from cadence.access.policy import NotInTree
 from cadence.errors import InputError
+from cadence.inputs import load_json
 from cadence.messages import approvals
 from cadence.web.api.schemas import (
     Problem,
@@ -44,6 +45,7 @@ class _ProblemRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             try:
+                await _check_json_body(request)
                 return await handle(request)
             except ApiError as exc:
                 return _problem(exc.status, exc.detail, exc.problems, exc.headers)
@@ -57,6 +59,17 @@ class _ProblemRoute(APIRoute):
                 return _problem(422, exc.summary, exc.problems)
 
         return handler
+
+
+async def _check_json_body(request: Request) -> None:
+    """Refuse, before pydantic reads it, a JSON body nested absurdly deep or holding NaN,
+    Infinity or NUL: the first would exhaust the parser's recursion, the second is not
+    JSON (and would make the validation answer unprintable), the third cannot be stored."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    body = await request.body()  # Starlette keeps it for the route to read again
+    if body and "json" in request.headers.get("content-type", "json"):
+        load_json(body)
 
 
 # OpenAPI `responses` entries, shared by the routes below.

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from cadence.access import policy
 from cadence.access.api_tokens import resolve
 from cadence.errors import InputError
+from cadence.inputs import MAX_ID, parse_id
 from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch, parse_customer_time
 from cadence.messages import approvals
 from cadence.messages.calendar import CalendarWindow, to_ical, upcoming
@@ -130,6 +131,13 @@ def router(deps: WebDeps) -> APIRouter:
         assert user is not None
         return user
 
+    def message_number(text: str) -> int:
+        try:
+            return parse_id(text, "message id")
+        except InputError:
+            raise ApiError(404, "no such message: the id must be a whole number from 1 "
+                           f"to {MAX_ID}") from None  # fmt: skip
+
     def launch_context() -> LaunchContext:
         from cadence.launches.cascade import context_from as context
 
@@ -209,14 +217,15 @@ def router(deps: WebDeps) -> APIRouter:
     )
     def message(message_id: MessageId, me: Me) -> MessageOut:
         """One message with its wordings, its cadence or launch timing, and who queued it."""
+        number = message_number(message_id)
         with transaction() as session:
             found = session.get(
                 Message,
-                message_id,
+                number,
                 options=[selectinload(Message.variants), selectinload(Message.cadence)],
             )
             if found is None or not policy.can_read_definition(session, me, found):
-                raise ApiError(404, f"no message with id {message_id}")
+                raise ApiError(404, f"no message with id {number}")
             return _describe(session, me, [found])[0]
 
     @api.post(
@@ -261,12 +270,13 @@ def router(deps: WebDeps) -> APIRouter:
     def approve(message_id: MessageId, me: Me) -> MessageOut:
         """Comms users only. A core message is planned from now on; a launch is planned
         again from now and refused (422) if it can no longer reach everyone in time."""
+        number = message_number(message_id)
         with transaction() as session:
             approvals.require_comms(user_row(session, me), "approve messages")
-            if session.get(Message, message_id) is None:
-                raise ApiError(404, f"no message with id {message_id}")
+            if session.get(Message, number) is None:
+                raise ApiError(404, f"no message with id {number}")
             message = approvals.approve(
-                session, message_id, user_row(session, me), deps.clock(), launch_context()
+                session, number, user_row(session, me), deps.clock(), launch_context()
             )
             return _describe(session, me, [message])[0]
 
@@ -278,12 +288,13 @@ def router(deps: WebDeps) -> APIRouter:
     )
     def reject(message_id: MessageId, body: RejectIn, me: Me) -> MessageOut:
         """Comms users only. The message is cancelled; nobody had been sent anything."""
+        number = message_number(message_id)
         with transaction() as session:
             approvals.require_comms(user_row(session, me), "reject messages")
-            if session.get(Message, message_id) is None:
-                raise ApiError(404, f"no message with id {message_id}")
+            if session.get(Message, number) is None:
+                raise ApiError(404, f"no message with id {number}")
             message = approvals.reject(
-                session, message_id, user_row(session, me), deps.clock(), body.reason
+                session, number, user_row(session, me), deps.clock(), body.reason
             )
             return _describe(session, me, [message])[0]
 

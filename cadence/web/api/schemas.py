@@ -10,8 +10,16 @@ from cadence.messages.calendar import MAX_EVENTS
 
 # Enough for a hundred sends in each of fifty zones; a preview never needs more.
 MAX_PREVIEW_SENDS = 5000
-# Ids are 32-bit integers in every database Cadence supports; a larger one names nothing.
-MessageId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The message's id.")]
+# Read as text and parsed by `cadence.inputs.parse_id`, so that anything that is not an id
+# (too large, zero, negative, other scripts' digits) names no message: a 404, like an id
+# that does not exist, rather than a schema error.
+MessageId = Annotated[
+    str,
+    Path(
+        description="The message's id, a whole number from 1 to 2147483647.",
+        examples=["42"],
+    ),
+]
 
 # ---------------------------------------------------------------------------------------
 # Request and response bodies

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from cadence.errors import InputError
 from cadence.figures.measures import Filters
+from cadence.inputs import is_id, parse_day, shown
 
 # ---------------------------------------------------------------------------------------
 # Filters: GET query parameters, dates read as whole days in the organisation's zone
@@ -45,9 +47,9 @@ def _day(text: str, zone: ZoneInfo, name: str, problems: list[str]) -> datetime 
     if not text:
         return None
     try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        problems.append(f"{name} {text!r} is not a date (YYYY-MM-DD); it was left out")
+        day = parse_day(text, name)
+    except InputError as exc:
+        problems.append(f"{exc.summary}; it was left out")
         return None
     return datetime.combine(day, time(0), tzinfo=zone)
 
@@ -85,19 +87,19 @@ def read_filters(
         form.until = ""
     team = params.get("team", "").strip().strip("/")
     if team and team not in teams:
-        problems.append(f"no team {team!r} to show; the team filter was left out")
+        problems.append(f"no team {shown(team)} to show; the team filter was left out")
         team = ""
     form.team = team
     channel = params.get("channel", "").strip().lower()
     if channel and channel not in channels:
-        problems.append(f"unknown channel {channel!r}; the channel filter was left out")
+        problems.append(f"unknown channel {shown(channel)}; the channel filter was left out")
         channel = ""
     form.channel = channel
     message_id: int | None = None
     raw = params.get("message", "").strip()
     if raw:
         known = {m for m, _ in messages}
-        if raw.isdigit() and int(raw) in known:
+        if is_id(raw) and int(raw) in known:
             message_id = int(raw)
             form.message = raw
         else:

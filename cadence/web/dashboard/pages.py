@@ -48,6 +48,7 @@ from cadence.figures.message_detail import (
     occurrence_timeline,
     repetition,
 )
+from cadence.inputs import is_id
 from cadence.launches.cascade import context_from
 from cadence.launches.status import launch_status
 from cadence.rendering import render
@@ -420,6 +421,12 @@ def router(deps: WebDeps) -> APIRouter:
             raise Refused(*NOT_FOUND)
         return page(request, viewer, template, section, http_status, **context)
 
+    def page_id(text: str) -> int:
+        """An id in a page's path; anything that is not one names no page."""
+        if not is_id(text):
+            raise Refused(*NOT_FOUND)
+        return int(text)
+
     def csv_url(path: str, form: FilterForm, table: str) -> str:
         return _url(path, {**form.query(), "format": "csv", "table": table})
 
@@ -509,11 +516,13 @@ def router(deps: WebDeps) -> APIRouter:
         return run(request, build)
 
     @routes.get("/dashboard/messages/{message_id}", response_class=HTMLResponse)
-    def message_page(request: Request, message_id: int) -> Response:
+    def message_page(request: Request, message_id: str) -> Response:
         """One message: its figures, how fast people acknowledged, who has not yet, and
         each occurrence."""
+        raw_id = message_id
 
         def build(viewer: Viewer) -> Response:
+            message_id = page_id(raw_id)
             with deps.sessions() as session:
                 message = session.get(Message, message_id)
                 if message is None or not policy.can_see_message(session, viewer, message):
@@ -665,10 +674,12 @@ def router(deps: WebDeps) -> APIRouter:
         return run(request, build)
 
     @routes.get("/dashboard/launches/{message_id}", response_class=HTMLResponse)
-    def launch_page(request: Request, message_id: int) -> Response:
+    def launch_page(request: Request, message_id: str) -> Response:
         """A launch's compliance: did staff hear before customers, leaders before teams."""
+        raw_id = message_id
 
         def build(viewer: Viewer) -> Response:
+            message_id = page_id(raw_id)
             with deps.sessions() as session:
                 message = session.get(Message, message_id)
                 if (
