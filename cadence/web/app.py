@@ -10,6 +10,7 @@ from cadence.config import Settings
 from cadence.delivery.broker import redis_client
 from cadence.runtime import Runtime
 from cadence.web.deps import WebDeps
+from cadence.web.limits import BodyLimit
 
 log = logging.getLogger("cadence.web")
 
@@ -23,6 +24,8 @@ def build_app(deps: WebDeps) -> FastAPI:
         version="0.1.0",
     )
     app.state.deps = deps
+    # Outside every route, so no body is read or parsed (nor anyone signed in) past the limit.
+    app.add_middleware(BodyLimit, limit=deps.settings.max_request_bytes)
     app.include_router(health.router(deps))
     app.include_router(ack_pages.router(deps))
     app.include_router(slack_interactions.router(deps))
