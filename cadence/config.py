@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # How late an occurrence may still go out; older ones are recorded as missed instead
     # of being sent in a burst after an outage.
     max_lateness_hours: float = Field(default=12.0, gt=0)
+    # The largest request body the web app reads (API, forms, Slack); more gets a 413.
+    max_request_bytes: int = Field(default=1_048_576, ge=1024, le=1 << 30)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with changes, validated as the environment is.

@@ -45,3 +45,16 @@ def test_bench_dashboard_reports_every_page_and_its_baseline() -> None:
     assert figures["baseline"]["median_ms"] > 0
     refresh = figures["refresh_after_a_fan_out"]
     assert refresh["changes"] > 100 and refresh["changes_per_second"] > 0
+
+
+def test_bench_templates_reports_the_limits_and_their_baseline() -> None:
+    figures = bench("templates", "--recipients", "200", "--runs", "2")
+    assert figures["limits"] == {"loop_steps": 1000, "operations": 20000, "output_chars": 40000}
+    assert figures["ordinary"]["per_recipient_us"] > 0
+    assert figures["ordinary"]["baseline_unbounded_per_recipient_us"] > 0
+    for loop in figures["loops"].values():
+        assert loop["refused_with"].startswith("body: refused:")
+        assert loop["refuse_at_add_ms"] > 0 and loop["refuse_at_send_ms"] > 0
+        # The baseline really ran the loop to the end.
+        assert loop["baseline_output_chars"] >= 30_000
+        assert loop["baseline_unbounded_render_ms"] > 0

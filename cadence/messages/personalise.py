@@ -40,9 +40,13 @@ FIELDS: dict[str, tuple[str, ...]] = {
 GLOBALS = ("range", "dict", "namespace", "cycler", "joiner")
 
 MAX_SOURCE = 40_000
+#: Characters one rendering may produce (and any one string it builds on the way).
 MAX_OUTPUT = 40_000
+#: Loop turns one rendering may take, all loops together (nested loops multiply).
+MAX_LOOP_STEPS = 1_000
 #: Loop turns, calls, lookups and operators (weighted by size) one rendering may use.
-MAX_OPERATIONS = 200_000
+MAX_OPERATIONS = 20_000
+#: A last guard on time; the counts above trip long before it on any template.
 MAX_SECONDS = 2.0
 MAX_INT_BITS = 4096
 
@@ -92,6 +96,7 @@ class _LimitExceeded(Exception):
 @dataclass
 class _Allowance:
     operations: int
+    loop_steps: int
     deadline: float
 
 
@@ -104,9 +109,34 @@ def _charge(cost: int = 1) -> None:
         return
     allowance.operations -= cost
     if allowance.operations < 0:
-        raise _LimitExceeded("does too much work (loops or long lists)")
+        raise _LimitExceeded(
+            f"does too much work (more than {MAX_OPERATIONS:,} operations: loops, lookups, "
+            "filters on long lists)"
+        )
     if time.monotonic() > allowance.deadline:
         raise _LimitExceeded(f"takes longer than {MAX_SECONDS:g} seconds to render")
+
+
+def _loop_step() -> None:
+    allowance = _allowance.get()
+    if allowance is not None:
+        allowance.loop_steps -= 1
+        if allowance.loop_steps < 0:
+            raise _LimitExceeded(f"runs more than {MAX_LOOP_STEPS:,} loop steps")
+    _charge()
+
+
+def _range(*args: int) -> range:
+    """Python's `range`, refused when it is longer than any loop may run; a range is lazy,
+    so nothing is allocated or counted before this."""
+    _charge()
+    numbers = range(*args)
+    if len(numbers) > MAX_LOOP_STEPS:
+        raise _LimitExceeded(
+            f"asks for range() of {len(numbers):,} numbers (at most {MAX_LOOP_STEPS:,}, "
+            "the loop step limit)"
+        )
+    return numbers
 
 
 def _size(value: Any) -> int:
@@ -229,9 +259,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
     def cadence_iterate(self, iterable: Iterable[Any]) -> Iterator[Any]:
-        """Every loop turn costs one operation, so nested loops run out of allowance."""
+        """Every loop turn is a loop step and an operation, so nested loops run out."""
         for item in iterable:
-            _charge()
+            _loop_step()
             yield item
 
     def cadence_concat(self, parts: list[Any]) -> str:
@@ -270,6 +300,7 @@ def _environment() -> _Sandbox:
         lstrip_blocks=True,
     )
     env.globals = {name: env.globals[name] for name in GLOBALS}
+    env.globals["range"] = _range
     filters: dict[str, Callable[..., Any]] = {name: env.filters[name] for name in _FILTERS}
     filters["join"] = _join_filter
     filters["replace"] = _replace_filter
@@ -425,7 +456,9 @@ def _compiled(text: str) -> Template:
 
 
 def _render(template: Template, context: Mapping[str, Any]) -> str:
-    token = _allowance.set(_Allowance(MAX_OPERATIONS, time.monotonic() + MAX_SECONDS))
+    token = _allowance.set(
+        _Allowance(MAX_OPERATIONS, MAX_LOOP_STEPS, time.monotonic() + MAX_SECONDS)
+    )
     chunks = template.generate(context)
     try:
         parts: list[str] = []

@@ -15,6 +15,7 @@ from cadence.config import Settings
 from cadence.delivery.broker import redis_client
 from cadence.runtime import Runtime
 from cadence.web.deps import WebDeps
+from cadence.web.limits import BodyLimit
 from cadence.web.nul_guard import NulGuard
 
 log = logging.getLogger("cadence.web")
@@ -52,6 +53,9 @@ def build_app(deps: WebDeps) -> FastAPI:
     app.state.deps = deps
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_middleware(NulGuard)
+    # Added last, so it is the outermost: no body is read or parsed (not even by the NUL
+    # guard), nor anyone signed in, past the limit.
+    app.add_middleware(BodyLimit, limit=deps.settings.max_request_bytes)
     app.include_router(health.router(deps))
     app.include_router(ack_pages.router(deps))
     app.include_router(slack_interactions.router(deps))
