@@ -165,13 +165,17 @@ def test_deep_or_broken_directory_files_leave_the_good_import_intact(
 def test_long_in_lists_are_sent_in_slices(session: Session) -> None:
     """More names than SQLite takes parameters in one statement (32,766 by default, 250,000
     in Debian's build) still work."""
-    from cadence.access.policy import _tree_emails
+    from cadence.access.policy import tree_emails
+    from cadence.access.users import Role, Viewer
     from cadence.store.bulk import IN_CHUNK, chunks
 
     seed_people(session)
     lead = session.scalars(select(Person.id).where(Person.email == "lead@example.com")).one()
     asked = [f"p{i}@example.com" for i in range(250_001)] + ["agent@example.com"]
-    assert _tree_emails(session, lead, asked) == {"agent@example.com"}
+    leader = Viewer(
+        user_id=1, email="lead@example.com", role=Role.LEADER, person_id=lead, person_name=None
+    )
+    assert tree_emails(session, leader, asked) == {"agent@example.com"}
     assert [len(c) for c in chunks(range(2 * IN_CHUNK + 1))] == [IN_CHUNK, IN_CHUNK, 1]
 
 
