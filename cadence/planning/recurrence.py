@@ -18,13 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import MINUTELY, SECONDLY, rrule, rrulestr
+from dateutil.rrule import rrule
 
 from cadence.errors import InputError
+from cadence.planning.rule_checks import RuleError, checked_rule, read_parts
 
 # Iterating a rule from its start must end even for a rule with no end; a per-minute rule
 # over ten years stays below this.
 MAX_EXPANSION = 6_000_000
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 def zone(name: str) -> ZoneInfo:
@@ -57,18 +59,13 @@ def normalise_rule(text: str) -> str:
 
 
 def parse_rule(text: str, start: datetime, *, allow_minutely: bool = True) -> rrule:
-    """Parse and check a rule against a naive local start (its DTSTART)."""
+    """Parse and check a rule against a naive local start (its DTSTART): every part, and an
+    occurrence within ten years (see cadence.planning.rule_checks). Every path that reads a
+    rule (adding, previewing, planning at tick time) comes through here."""
     rule = normalise_rule(text)
-    try:
-        parsed = rrulestr(rule, dtstart=start)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"bad RRULE {rule!r}: {exc}") from None
-    if not isinstance(parsed, rrule):
-        raise InputError(f"bad RRULE {rule!r}: expected one rule")
-    freq = getattr(parsed, "_freq", None)
-    if freq == SECONDLY or (freq == MINUTELY and not allow_minutely):
-        raise InputError(f"RRULE {rule!r} repeats too often for a message")
-    return parsed
+    if not allow_minutely and read_parts(rule).freq == "MINUTELY":
+        raise RuleError("FREQ=MINUTELY", "repeats too often here")
+    return checked_rule(rule, start)
 
 
 def parse_start(text: str) -> datetime:
@@ -79,6 +76,9 @@ def parse_start(text: str) -> datetime:
         raise InputError(f"bad start {text!r}: expected YYYY-MM-DDTHH:MM") from None
     if value.tzinfo is not None:
         raise InputError(f"bad start {text!r}: give wall-clock time without an offset")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        # Ten years on, and a zone's offset, must stay inside what datetimes can hold.
+        raise InputError(f"bad start {text!r}: the year must be from {FIRST_YEAR} to {LAST_YEAR}")
     return value
 
 
