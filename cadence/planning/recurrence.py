@@ -63,6 +63,10 @@ def parse_rule(text: str, start: datetime, *, allow_minutely: bool = True) -> rr
     occurrence within ten years (see cadence.planning.rule_checks). Every path that reads a
     rule (adding, previewing, planning at tick time) comes through here."""
     rule = normalise_rule(text)
+    if not FIRST_YEAR <= start.year <= LAST_YEAR:
+        raise InputError(
+            f"bad start {start.isoformat()}: the year must be from {FIRST_YEAR} to {LAST_YEAR}"
+        )
     if not allow_minutely and read_parts(rule).freq == "MINUTELY":
         raise RuleError("FREQ=MINUTELY", "repeats too often here")
     return checked_rule(rule, start)
