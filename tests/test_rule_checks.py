@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 
 import pytest
+from dateutil.rrule import DAILY, MINUTELY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -19,6 +20,7 @@ from cadence.errors import InputError
 from cadence.messages.planner import plan
 from cadence.planning.recurrence import expand, parse_rule, zone
 from cadence.planning.rule_checks import PARTS, RuleError, horizon_end
+from cadence.planning.rule_search import BoundedRule
 from cadence.runtime import Runtime
 from cadence.store.models import Message, Occurrence
 from tests import factories as f
@@ -280,3 +282,15 @@ def test_a_stored_bad_rule_is_flagged_at_tick_time_and_others_are_planned(
     assert "BYMONTH=2;BYMONTHDAY=30" in (flagged[NEVER].attention or "")  # type: ignore[union-attr]
     # Flagged, not looped over: the next tick leaves them be.
     assert plan(runtime.sessions, now + timedelta(minutes=1), timedelta(days=7), "UTC") == 0
+
+
+def test_the_capped_search_ends_where_dateutil_would_search_to_9999() -> None:
+    """The cap rests on how dateutil iterates; this fails if a dateutil release changes it."""
+    never = BoundedRule(MINUTELY, dtstart=START, bymonth=2, bymonthday=30, byhour=3)
+    began = time.perf_counter()
+    assert list(never) == []
+    assert time.perf_counter() - began < HANG_GUARD
+    # Each iterator counts for itself: two at once see the same occurrences.
+    daily = BoundedRule(DAILY, dtstart=START, count=3)
+    first, second = iter(daily), iter(daily)
+    assert [next(first), next(first), next(second)] == [START, START + timedelta(days=1), START]

@@ -34,7 +34,8 @@ PARTS = ("FREQ", "UNTIL", "COUNT", "INTERVAL", "BYSECOND", "BYMINUTE", "BYHOUR",
 MAX_INTERVAL = {"YEARLY": 10, "MONTHLY": 120, "WEEKLY": 521, "DAILY": 3652,
                 "HOURLY": 87_660, "MINUTELY": 5_259_600}  # fmt: skip
 
-# Numeric lists: (lowest, highest, zero allowed, negatives allowed, what the numbers are).
+# Numeric lists: (lowest, highest, what the numbers are); the SIGNED ones also count from
+# the end (-1 the last), and none allows 0 unless its range starts there.
 RANGES: dict[str, tuple[int, int, str]] = {
     "BYMINUTE": (0, 59, "minutes run 0-59"),
     "BYHOUR": (0, 23, "hours run 0-23"),
