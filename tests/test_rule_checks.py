@@ -294,3 +294,14 @@ def test_the_capped_search_ends_where_dateutil_would_search_to_9999() -> None:
     daily = BoundedRule(DAILY, dtstart=START, count=3)
     first, second = iter(daily), iter(daily)
     assert [next(first), next(first), next(second)] == [START, START + timedelta(days=1), START]
+
+
+def test_previewing_a_stored_bad_rule_is_refused(cli: Cli, session: Session) -> None:
+    message = f.core_message(session, rrule="FREQ=DAILY", timezone="UTC")
+    assert message.cadence is not None
+    message.cadence.rrule = NEVER  # stored before rules were checked completely
+    session.commit()
+    began = time.perf_counter()
+    shown = cli("schedule", "preview", "--message", str(message.id))
+    assert time.perf_counter() - began < HANG_GUARD
+    assert shown.code == 2 and "bad RRULE BYMONTH=2;BYMONTHDAY=30" in shown.err
