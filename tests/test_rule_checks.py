@@ -34,7 +34,6 @@ NEVER = "FREQ=MINUTELY;BYHOUR=3;BYMINUTE=30;BYMONTH=2;BYMONTHDAY=30"
 START = datetime(2026, 3, 2, 9, 0)
 # Only a guard against a hang: real refusals take milliseconds.
 HANG_GUARD = 2.0
-OUTCOMES = {"accepted": 0, "refused": 0}
 
 
 def refused(rule: str, start: datetime = START) -> RuleError:
@@ -119,14 +118,12 @@ def test_a_random_rule_expands_or_is_refused_naming_a_part(
         checked = parse_rule(rule, start)
         first = list(expand(checked, zone(zone_name), limit=5))
     except RuleError as exc:
-        OUTCOMES["refused"] += 1
         assert exc.part and exc.why and exc.part in str(exc)
         named = exc.part.split(";")[0].split("=")[0]
         assert named in PARTS or named == "RRULE" or exc.part in rule.upper(), exc
     except InputError as exc:  # the prefix-and-emptiness checks of normalise_rule
         assert "RRULE" in str(exc)
     else:
-        OUTCOMES["accepted"] += 1
         assert first, rule  # an accepted rule occurs
         assert first[0].local >= start
         assert first[0].local <= horizon_end(start)
