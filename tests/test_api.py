@@ -193,7 +193,7 @@ def test_comms_adds_a_core_message_and_reads_it_back(api: Api, org: Org) -> None
         (
             {"rrule": "FREQ=SOMETIMES"},
             ["--team", "Support", "--rrule", "FREQ=SOMETIMES"],
-            "bad RRULE 'FREQ=SOMETIMES'",
+            "bad RRULE FREQ=SOMETIMES: unknown frequency",
         ),
         (
             {"body": "Hi {{ ''.__class__ }}"},

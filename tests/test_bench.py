@@ -58,3 +58,14 @@ def test_bench_templates_reports_the_limits_and_their_baseline() -> None:
         # The baseline really ran the loop to the end.
         assert loop["baseline_output_chars"] >= 30_000
         assert loop["baseline_unbounded_render_ms"] > 0
+
+
+def test_bench_rules_times_the_reported_rules_against_dateutil() -> None:
+    figures = bench("rules", "--runs", "2", "--corpus", "40", "--baseline-timeout", "1")
+    never = figures["reported"]["never_occurs"]
+    assert "BYMONTH=2;BYMONTHDAY=30" in never["refused_with"]
+    assert never["dateutil"]["ms"] == ">1 s"  # dateutil is still searching when stopped
+    assert "TypeError" in figures["reported"]["out_of_range"]["dateutil"]["outcome"]
+    corpus = figures["corpus"]
+    assert corpus["rules"] == 40 and corpus["accepted"] > 0 and corpus["refused"] > 0
+    assert corpus["slowest_ms"] > 0

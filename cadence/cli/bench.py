@@ -108,3 +108,18 @@ def templates(
     from cadence.bench.templates import templates as run
 
     typer.echo(json.dumps(run(recipients, runs), indent=2))
+
+
+@bench_app.command("rules")
+def rules(
+    runs: int = typer.Option(20, "--runs", min=1, max=10_000, help="Checks per reported rule."),
+    corpus: int = typer.Option(500, "--corpus", min=20, max=100_000, help="Rules in the corpus."),
+    baseline_timeout: float = typer.Option(
+        5.0, "--baseline-timeout", min=0.5, max=600, help="Seconds dateutil gets per rule."
+    ),
+) -> None:
+    """How fast RRULEs are checked and refused: the rules users reported and a corpus of
+    good and bad ones, against dateutil's own search (stopped after --baseline-timeout)."""
+    from cadence.bench.rules import rules as run
+
+    typer.echo(json.dumps(run(runs, corpus, baseline_timeout), indent=2))

@@ -20,6 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, PendingRollbackErro
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from cadence.errors import CadenceError
 from cadence.store.db import session_scope
 from cadence.store.models import Message
 
@@ -31,7 +32,9 @@ MAX_NOTE = 500
 
 
 def describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
+    # A refusal of stored input (a rule that fails today's checks) already says what is
+    # wrong; anything else is named by its type.
+    text = str(exc) if isinstance(exc, CadenceError) else f"{type(exc).__name__}: {exc}".strip()
     return text if len(text) <= MAX_NOTE else text[: MAX_NOTE - 1] + "…"
 
 

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import MINUTELY, SECONDLY, rrule, rrulestr
+from dateutil.rrule import rrule
 
 from cadence.errors import InputError
 from cadence.inputs import check_day, check_zone_name
+from cadence.planning.rule_checks import RuleError, checked_rule, read_parts
 
 # Iterating a rule from its start must end even for a rule with no end; a per-minute rule
 # over ten years stays below this.
 MAX_EXPANSION = 6_000_000
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 def zone(name: str) -> ZoneInfo:
@@ -60,18 +62,17 @@ def normalise_rule(text: str) -> str:
 
 
 def parse_rule(text: str, start: datetime, *, allow_minutely: bool = True) -> rrule:
-    """Parse and check a rule against a naive local start (its DTSTART)."""
+    """Parse and check a rule against a naive local start (its DTSTART): every part, and an
+    occurrence within ten years (see cadence.planning.rule_checks). Every path that reads a
+    rule (adding, previewing, planning at tick time) comes through here."""
     rule = normalise_rule(text)
-    try:
-        parsed = rrulestr(rule, dtstart=start)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"bad RRULE {rule!r}: {exc}") from None
-    if not isinstance(parsed, rrule):
-        raise InputError(f"bad RRULE {rule!r}: expected one rule")
-    freq = getattr(parsed, "_freq", None)
-    if freq == SECONDLY or (freq == MINUTELY and not allow_minutely):
-        raise InputError(f"RRULE {rule!r} repeats too often for a message")
-    return parsed
+    if not FIRST_YEAR <= start.year <= LAST_YEAR:
+        raise InputError(
+            f"bad start {start.isoformat()}: the year must be from {FIRST_YEAR} to {LAST_YEAR}"
+        )
+    if not allow_minutely and read_parts(rule).freq == "MINUTELY":
+        raise RuleError("FREQ=MINUTELY", "repeats too often here")
+    return checked_rule(rule, start)
 
 
 def parse_start(text: str) -> datetime:
