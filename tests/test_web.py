@@ -67,7 +67,13 @@ def free_port() -> int:
 def serve(deps: WebDeps, port: int) -> Iterator[str]:
     """Run the app on a real socket in a thread; yield its base URL."""
     server = uvicorn.Server(
-        uvicorn.Config(build_app(deps), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            build_app(deps),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            proxy_headers=False,  # as `cadence web` runs it
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
