@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
+from cadence.config import Settings
+from cadence.delivery.broker import redis_client
+from cadence.runtime import Runtime
+from cadence.web.deps import WebDeps
 from tests.conftest import CliResult
+from tests.test_web import free_port, serve
 
 Cli = Callable[..., CliResult]
 
@@ -119,3 +125,18 @@ def test_a_token_urlsafe_secret_is_accepted() -> None:
         secret = secrets.token_urlsafe(48)
         assert secret_weakness(secret) is None
         check_secret(Settings(env="production", secret_key=secret))  # type: ignore[arg-type]
+
+
+def test_the_inbox_is_never_served_in_production(settings: Settings, runtime: Runtime) -> None:
+    assert settings.redis_url is not None
+    for env, expected in (("development", 200), ("production", 404)):
+        deps = WebDeps(
+            settings=settings.model_copy(
+                update={"env": env, "demo_inbox": True, "secret_key": GOOD_SECRET}
+            ),
+            sessions=runtime.sessions,
+            redis=redis_client(settings.redis_url),
+            send_task=lambda name, args: None,
+        )
+        with serve(deps, free_port()) as url, httpx.Client(base_url=url) as client:
+            assert client.get("/inbox").status_code == expected

@@ -64,12 +64,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(deps: WebDeps, port: int) -> Iterator[str]:
+def serve(deps: WebDeps, port: int, host: str = "127.0.0.1") -> Iterator[str]:
     """Run the app on a real socket in a thread; yield its base URL."""
     server = uvicorn.Server(
         uvicorn.Config(
             build_app(deps),
-            host="127.0.0.1",
+            host=host,
             port=port,
             log_level="warning",
             proxy_headers=False,  # as `cadence web` runs it
