@@ -45,3 +45,10 @@ def test_bench_dashboard_reports_every_page_and_its_baseline() -> None:
     assert figures["baseline"]["median_ms"] > 0
     refresh = figures["refresh_after_a_fan_out"]
     assert refresh["changes"] > 100 and refresh["changes_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_bench_metrics_reports_the_scrape_and_its_baseline() -> None:
+    figures = bench("metrics", "--deliveries", "2000", "--runs", "2")
+    assert figures["people"] == 100 and figures["runs"] == 2
+    assert figures["scrape_ms"] > 0 and figures["aggregate_queries_ms"] > 0
