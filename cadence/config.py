@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     email_from: str = "Cadence <cadence@localhost>"
     # The demo's inbox preview shows what everyone received, with no sign-in: demo only.
     demo_inbox: bool = False
+    # How many proxies in front of the web app append to X-Forwarded-For; 0 trusts none,
+    # so the client address is the socket's (sign-in throttling counts per address).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
+    # A bearer token /metrics asks for when set; unset, production answers loopback only.
+    metrics_token: SecretStr | None = None
     # Workspace-wide Slack pace, shared by all workers; Slack allows "several hundred".
     slack_rate_per_minute: float = Field(default=300.0, gt=0, le=100_000)
     slack_burst: int = Field(default=20, ge=1, le=10_000)
@@ -105,7 +110,9 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return self
 
-    @field_validator("slack_bot_token", "slack_signing_secret", "smtp_url", mode="before")
+    @field_validator(
+        "slack_bot_token", "slack_signing_secret", "smtp_url", "metrics_token", mode="before"
+    )
     @classmethod
     def _unset_when_blank(cls, value: object) -> object:
         # An empty variable (compose files pass unset ones along as "") means "not set up",

@@ -69,3 +69,10 @@ def test_bench_rules_times_the_reported_rules_against_dateutil() -> None:
     corpus = figures["corpus"]
     assert corpus["rules"] == 40 and corpus["accepted"] > 0 and corpus["refused"] > 0
     assert corpus["slowest_ms"] > 0
+
+
+@pytest.mark.slow
+def test_bench_metrics_reports_the_scrape_and_its_baseline() -> None:
+    figures = bench("metrics", "--deliveries", "2000", "--runs", "2")
+    assert figures["people"] == 100 and figures["runs"] == 2
+    assert figures["scrape_ms"] > 0 and figures["aggregate_queries_ms"] > 0

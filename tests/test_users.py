@@ -112,7 +112,7 @@ def test_leaders_are_linked_to_a_directory_person(session: Session, people: dict
 
 def test_sign_in_cookies_expire_after_eight_hours(session: Session) -> None:
     user = create_user(session, "comms@example.com", "comms", PASSWORD, NOW)
-    cookie = issue_session(SECRET, user, NOW)
+    cookie = issue_session(session, SECRET, user, NOW)
     assert read_session(session, SECRET, cookie, NOW) is user
     last = NOW + SESSION_LIFETIME
     assert read_session(session, SECRET, cookie, last) is user
@@ -123,7 +123,7 @@ def test_sign_in_cookies_expire_after_eight_hours(session: Session) -> None:
 
 def test_altered_or_foreign_cookies_are_refused(session: Session) -> None:
     user = create_user(session, "comms@example.com", "comms", PASSWORD, NOW)
-    cookie = issue_session(SECRET, user, NOW)
+    cookie = issue_session(session, SECRET, user, NOW)
     for bad in (cookie[:-2] + "xx", "", "garbage", cookie + "."):
         with pytest.raises(SessionInvalid):
             read_session(session, SECRET, bad, NOW)
@@ -133,11 +133,11 @@ def test_altered_or_foreign_cookies_are_refused(session: Session) -> None:
 
 def test_a_new_password_or_deactivation_signs_every_browser_out(session: Session) -> None:
     user = create_user(session, "comms@example.com", "comms", PASSWORD, NOW)
-    old = issue_session(SECRET, user, NOW)
+    old = issue_session(session, SECRET, user, NOW)
     update_user(session, "comms@example.com", password="a different passphrase")
     with pytest.raises(SessionInvalid):
         read_session(session, SECRET, old, NOW)
-    fresh = issue_session(SECRET, user, NOW)
+    fresh = issue_session(session, SECRET, user, NOW)
     assert read_session(session, SECRET, fresh, NOW) is user
     deactivate(session, "comms@example.com")
     with pytest.raises(SessionInvalid):

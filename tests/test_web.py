@@ -64,10 +64,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(deps: WebDeps, port: int) -> Iterator[str]:
+def serve(deps: WebDeps, port: int, host: str = "127.0.0.1") -> Iterator[str]:
     """Run the app on a real socket in a thread; yield its base URL."""
     server = uvicorn.Server(
-        uvicorn.Config(build_app(deps), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            build_app(deps),
+            host=host,
+            port=port,
+            log_level="warning",
+            proxy_headers=False,  # as `cadence web` runs it
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -420,11 +426,7 @@ def test_metrics_are_read_from_the_database(live: Live, sent: Sent, session: Ses
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     lines = set(response.text.splitlines())
-    assert 'cadence_deliveries{channel="email",status="sent"} 1.0' in lines
     assert 'cadence_deliveries{channel="email",status="queued"} 1.0' in lines
-    assert 'cadence_acknowledgements_total{kind="ack"} 1.0' in lines
-    assert 'cadence_acknowledgements_total{kind="question"} 0.0' in lines
-    assert "cadence_acknowledgement_repeats_total 1.0" in lines
     assert "cadence_dispatcher_lag_seconds 3600.0" in lines
     assert "cadence_oldest_queued_delivery_seconds 3600.0" in lines
     pending = next(line for line in lines if line.startswith("cadence_figure_changes_pending "))
@@ -434,6 +436,11 @@ def test_metrics_are_read_from_the_database(live: Live, sent: Sent, session: Ses
     with live.client() as client:
         after = set(client.get("/metrics").text.splitlines())
     assert "cadence_figure_changes_pending 0.0" in after
+    # Sends and answers are read from the summaries, once summarised.
+    assert 'cadence_deliveries{channel="email",status="sent"} 1.0' in after
+    assert 'cadence_deliveries{channel="email",status="queued"} 1.0' in after
+    assert 'cadence_acknowledgements_total{kind="ack"} 1.0' in after
+    assert 'cadence_acknowledgements_total{kind="question"} 0.0' in after
 
 
 def test_two_apps_in_one_process_keep_their_own_metrics(

@@ -4,17 +4,16 @@ A comms user sees the whole organisation; a leader sees their own reporting tree
 directory person they are linked to, and everyone below). Staff without a user see nothing.
 
 Passwords are hashed with Argon2id (argon2-cffi) and rehashed on sign-in when the hashing
-parameters have been raised since. A signed-in browser holds a signed, expiring cookie
-naming the user and a fingerprint of their current password hash: changing a password
-therefore signs out every other browser, and deactivating a user refuses their cookie on the
-next request, without a sessions table.
+parameters have been raised since. A signed-in browser holds a signed cookie carrying a
+random token; the server keeps the token's sha256 in `user_sessions` with an expiry.
+Signing out deletes that row, and changing a password or deactivating a user deletes all of
+the user's rows, so a copied cookie stops working everywhere at once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-from collections.abc import Callable
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,12 +23,12 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from sqlalchemy import select
+from itsdangerous import BadSignature, Signer
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cadence.errors import CadenceError, InputError
-from cadence.store.models import Person, User
+from cadence.store.models import Person, User, UserSession
 
 MIN_PASSWORD_LENGTH = 12
 # Long enough to hold a sentence-long passphrase, short enough that hashing stays cheap.
@@ -167,7 +166,7 @@ def update_user(
     password: str | None = None,
     active: bool | None = None,
 ) -> User:
-    """Change a user; a new password signs out every browser signed in with the old one."""
+    """Change a user; a new password, or deactivating, signs out every browser."""
     user = get_user(session, email)
     chosen = _role(role) if role is not None else Role(user.role)
     if chosen is Role.LEADER:
@@ -180,8 +179,11 @@ def update_user(
     user.role = chosen.value
     if password is not None:
         user.password_hash = hash_password(password)
+        end_sessions_of(session, user)
     if active is not None:
         user.active = active
+        if not active:
+            end_sessions_of(session, user)
     session.flush()
     return user
 
@@ -254,66 +256,82 @@ def list_users(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-class _ClockedSigner(TimestampSigner):
-    """itsdangerous's timestamp signer, reading the time from Cadence's clock so expiry can
-    be tested (and follows the same `now` as everything else)."""
-
-    def __init__(self, *args: Any, now: Callable[[], datetime], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._now = now
-
-    def get_timestamp(self) -> int:
-        return int(self._now().timestamp())
-
-
-def _serializer(secret: str, now: datetime) -> URLSafeTimedSerializer:
+def _signer(secret: str) -> Signer:
     if not secret:
         raise CadenceError("no secret key set for signing sign-in cookies")
-    return URLSafeTimedSerializer(
-        secret, salt=SESSION_SALT, signer=_ClockedSigner, signer_kwargs={"now": lambda: now}
+    return Signer(secret, salt=SESSION_SALT)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_session(session: Session, secret: str, user: User, now: datetime) -> str:
+    """Start a session for `user`, good for SESSION_LIFETIME from `now`; returns the cookie.
+
+    The cookie is a random token, signed so that a forged one is refused without a query;
+    only the token's hash is stored, so a copy of the table signs nobody in. The user's
+    expired sessions are removed on the way (through the user_id index).
+    """
+    session.execute(
+        delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at < now)
     )
-
-
-def _fingerprint(secret: str, password_hash: str | None) -> str:
-    """Changes whenever the password does (every hash has a fresh salt); reveals nothing."""
-    message = f"cadence-session:{password_hash or ''}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:24]
-
-
-def issue_session(secret: str, user: User, now: datetime) -> str:
-    """The value of a sign-in cookie for `user`, good for SESSION_LIFETIME from `now`."""
-    return _serializer(secret, now).dumps([user.id, _fingerprint(secret, user.password_hash)])
+    token = secrets.token_urlsafe(32)
+    session.add(
+        UserSession(
+            user_id=user.id,
+            token_hash=_token_hash(token),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + SESSION_LIFETIME,
+        )
+    )
+    session.flush()
+    return _signer(secret).sign(token).decode()
 
 
 class SessionInvalid(CadenceError):
-    """A sign-in cookie that no longer signs anyone in: expired, altered, or outdated."""
+    """A sign-in cookie that no longer signs anyone in: expired, altered, or ended."""
+
+
+def _token_of(secret: str, cookie: str) -> str:
+    try:
+        return _signer(secret).unsign(cookie).decode()
+    except BadSignature:
+        raise SessionInvalid("please sign in") from None
 
 
 def read_session(session: Session, secret: str, cookie: str, now: datetime) -> User:
-    """The user a sign-in cookie names, if it is genuine, unexpired and still current."""
-    try:
-        payload = _serializer(secret, now).loads(
-            cookie, max_age=int(SESSION_LIFETIME.total_seconds())
-        )
-    except SignatureExpired:
-        raise SessionInvalid("your session has expired: please sign in again") from None
-    except BadSignature:
-        raise SessionInvalid("please sign in") from None
-    if (
-        not isinstance(payload, list)
-        or len(payload) != 2
-        or type(payload[0]) is not int
-        or not isinstance(payload[1], str)
-    ):
+    """The user a sign-in cookie names, if its session is stored, unexpired and the user
+    still active: one lookup by the token hash's unique index."""
+    token = _token_of(secret, cookie)
+    found = session.execute(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_hash == _token_hash(token))
+    ).one_or_none()
+    if found is None:
         raise SessionInvalid("please sign in")
-    user = session.get(User, payload[0])
-    if (
-        user is None
-        or not user.active
-        or not hmac.compare_digest(payload[1], _fingerprint(secret, user.password_hash))
-    ):
+    stored, user = found
+    if stored.expires_at < now:
+        raise SessionInvalid("your session has expired: please sign in again")
+    if not user.active:
         raise SessionInvalid("please sign in")
     return user
+
+
+def end_session(session: Session, secret: str, cookie: str) -> None:
+    """Sign out: the cookie's session is deleted, so a copy of the cookie stops working."""
+    try:
+        token = _token_of(secret, cookie)
+    except SessionInvalid:
+        return
+    session.execute(delete(UserSession).where(UserSession.token_hash == _token_hash(token)))
+
+
+def end_sessions_of(session: Session, user: User) -> None:
+    """Sign a user out everywhere (a new password, a deactivated user)."""
+    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
 
 
 __all__ = [
@@ -326,6 +344,8 @@ __all__ = [
     "check_password",
     "create_user",
     "deactivate",
+    "end_session",
+    "end_sessions_of",
     "get_user",
     "hash_password",
     "issue_session",

@@ -302,6 +302,7 @@ def dashboard(deliveries: int, database_url: str | None = None, runs: int = 7) -
             with session_scope(rt.sessions) as session:
                 cookies = {
                     role: issue_session(
+                        session,
                         settings.secret_key.get_secret_value(),
                         create_user(
                             session, email, role=role, password="benchmark-password", now=now

@@ -123,3 +123,15 @@ def rules(
     from cadence.bench.rules import rules as run
 
     typer.echo(json.dumps(run(runs, corpus, baseline_timeout), indent=2))
+
+
+@bench_app.command("metrics")
+def metrics(
+    deliveries: int = typer.Option(1_000_000, "--deliveries", min=1000, max=20_000_000),
+    runs: int = typer.Option(5, "--runs", min=1, max=100),
+) -> None:
+    """One /metrics scrape over a large SQLite history (median ms), against the aggregate
+    queries over every delivery and answer that scrapes used to run."""
+    from cadence.bench.metrics import metrics as run
+
+    typer.echo(json.dumps(run(deliveries, runs), indent=2))

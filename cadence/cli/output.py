@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -11,6 +10,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from cadence.figures import csv_safe
 
 
 class Format(StrEnum):
@@ -27,10 +28,9 @@ def emit(
         json.dump(list(rows), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     elif fmt is Format.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+        # The same neutralising as the dashboard's downloads: the output is opened in
+        # spreadsheets, and names, titles and questions are typed by people.
+        csv_safe.write_csv(sys.stdout, columns, ([row.get(k) for k in columns] for row in rows))
     else:
         table = Table(title=title or None)
         for column in columns:

@@ -41,7 +41,16 @@ def web(
     try:
         startup_checks(rt.settings, rt.engine, url)
         rt.engine.dispose()  # the app opens its own pool
-        uvicorn.run(create_app(rt.settings, url), host=host, port=port, log_level=level.lower())
+        # The client address is the socket's unless CADENCE_TRUSTED_PROXY_HOPS says how
+        # many proxies to believe; uvicorn's own X-Forwarded-For handling would trust any
+        # sender on loopback instead.
+        uvicorn.run(
+            create_app(rt.settings, url),
+            host=host,
+            port=port,
+            log_level=level.lower(),
+            proxy_headers=False,
+        )
     finally:
         if owned is not None:
             owned.stop()

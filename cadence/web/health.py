@@ -2,17 +2,25 @@
 
 Figures are read from the database at scrape time rather than counted in process memory:
 the database is the source of truth, and web, worker and beat processes come and go, so
-in-process counters would reset and disagree between replicas.
+in-process counters would reset and disagree between replicas. A scrape must stay cheap
+however many deliveries there are: sent deliveries and answers are read from the figure
+summaries (`cadence.figures.summaries`, one row per occurrence and channel), and the
+deliveries not sent yet, or never, through the status index, which holds only those.
+
+`/metrics` is for the monitoring system: with `CADENCE_METRICS_TOKEN` set it needs
+`Authorization: Bearer <token>`; in production without one it answers loopback clients only.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import redis
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -21,13 +29,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cadence.config import reveal
+from cadence.figures.summaries import ALL_CHANNELS, EVERYONE
 from cadence.messages.attention import needing_attention
 from cadence.store.models import (
-    Acknowledgement,
     Delivery,
     DeliveryStatus,
     FigureChange,
     Occurrence,
+    OccurrenceFigures,
     OccurrenceStatus,
 )
 from cadence.web.deps import WebDeps
@@ -66,12 +76,9 @@ class _Families:
         )
         self.acks = CounterMetricFamily(
             "cadence_acknowledgements",
-            "Answers that count (the first per person and occurrence), by kind.",
+            "People who answered a message send, once per occurrence: kind question if "
+            "they asked one, ack otherwise.",
             labels=["kind"],
-        )
-        self.repeats = CounterMetricFamily(
-            "cadence_acknowledgement_repeats",
-            "Answers recorded as repeats of an earlier one (double clicks, second links).",
         )
         self.lag = GaugeMetricFamily(
             "cadence_dispatcher_lag_seconds",
@@ -95,12 +102,48 @@ class _Families:
         return [
             self.deliveries,
             self.acks,
-            self.repeats,
             self.lag,
             self.oldest_queued,
             self.attention,
             self.unsummarised,
         ]
+
+
+# Statuses a delivery leaves once sent; their counts come from the figure summaries.
+_UNSENT = tuple(s.value for s in DeliveryStatus if s is not DeliveryStatus.SENT)
+_EVERYONE = (OccurrenceFigures.team_id == EVERYONE, OccurrenceFigures.manager_id == EVERYONE)
+
+
+def delivery_counts(session: Session) -> dict[tuple[str, str], int]:
+    """Deliveries by (status, channel): sent ones of message sends from the summaries'
+    per-channel rows, the others counted one status at a time through the status index."""
+    counts: dict[tuple[str, str], int] = {}
+    for channel, sent in session.execute(
+        select(OccurrenceFigures.channel, func.sum(OccurrenceFigures.sent))
+        .where(*_EVERYONE, OccurrenceFigures.channel != ALL_CHANNELS)
+        .group_by(OccurrenceFigures.channel)
+    ):
+        if sent:
+            counts[(DeliveryStatus.SENT.value, channel)] = int(sent)
+    for status in _UNSENT:
+        for channel, count in session.execute(
+            select(Delivery.channel, func.count())
+            .where(Delivery.status == status)
+            .group_by(Delivery.channel)
+        ):
+            counts[(status, channel)] = count
+    return counts
+
+
+def answer_counts(session: Session) -> dict[str, int]:
+    """Answered person-occurrences of message sends, from the summaries' everyone rows."""
+    acknowledged, asked = session.execute(
+        select(
+            func.coalesce(func.sum(OccurrenceFigures.acknowledged), 0),
+            func.coalesce(func.sum(OccurrenceFigures.asked), 0),
+        ).where(*_EVERYONE, OccurrenceFigures.channel == ALL_CHANNELS)
+    ).one()
+    return {"ack": int(acknowledged) - int(asked), "question": int(asked)}
 
 
 class DatabaseCollector(Collector):
@@ -116,33 +159,13 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = _Families()
-        deliveries, acks, repeats = families.deliveries, families.acks, families.repeats
         now = self.clock()
         with self.sessions() as session:
-            for status, channel, count in session.execute(
-                select(Delivery.status, Delivery.channel, func.count())
-                .group_by(Delivery.status, Delivery.channel)
-                .order_by(Delivery.status, Delivery.channel)
-            ):
-                deliveries.add_metric([status, channel], count)
-            counted: dict[str, int] = {"ack": 0, "question": 0}
-            for kind, count in session.execute(
-                select(Acknowledgement.kind, func.count())
-                .where(Acknowledgement.counted.is_(True))
-                .group_by(Acknowledgement.kind)
-            ):
-                counted[kind] = count
-            for kind, count in sorted(counted.items()):
-                acks.add_metric([kind], count)
-            repeats.add_metric(
-                [],
-                session.scalar(
-                    select(func.count())
-                    .select_from(Acknowledgement)
-                    .where(Acknowledgement.counted.is_(False))
-                )
-                or 0,
-            )
+            by_status = delivery_counts(session)
+            for (status, channel), count in sorted(by_status.items()):
+                families.deliveries.add_metric([status, channel], count)
+            for kind, count in sorted(answer_counts(session).items()):
+                families.acks.add_metric([kind], count)
             oldest_due = session.scalar(
                 select(func.min(Occurrence.due_at))
                 .where(Occurrence.status == OccurrenceStatus.PLANNED.value)
@@ -169,6 +192,41 @@ def metrics_registry(deps: WebDeps) -> CollectorRegistry:
     return registry
 
 
+def metrics_refusal(request: Request, token: str | None, production: bool) -> Response | None:
+    """Why this request may not read /metrics (as the answer to give), or None."""
+    if token is not None:
+        sent = request.headers.get("authorization", "")
+        scheme, _, given = sent.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            return Response(
+                "this endpoint needs Authorization: Bearer <CADENCE_METRICS_TOKEN>\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": 'Bearer realm="cadence-metrics"'},
+            )
+        return None
+    if production and not _from_loopback(request):
+        return Response(
+            "/metrics answers only loopback clients in production unless "
+            "CADENCE_METRICS_TOKEN is set\n",
+            status_code=403,
+            media_type="text/plain",
+        )
+    return None
+
+
+def _from_loopback(request: Request) -> bool:
+    # A request a proxy passed on comes from loopback too, but not from this machine.
+    if request.headers.get("x-forwarded-for") or request.client is None:
+        return False
+    try:
+        return ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
 def router(deps: WebDeps) -> APIRouter:
     routes = APIRouter(tags=["operations"])
     registry = metrics_registry(deps)
@@ -189,9 +247,16 @@ def router(deps: WebDeps) -> APIRouter:
             headers={"Cache-Control": "no-store"},
         )
 
+    token = reveal(deps.settings.metrics_token)
+    production = deps.settings.env == "production"
+
     @routes.get("/metrics")
-    def metrics() -> Response:
-        """Prometheus text format; 503 when the figures cannot be read."""
+    def metrics(request: Request) -> Response:
+        """Prometheus text format; 401 without the token when one is set, 403 in production
+        from anywhere but loopback when none is; 503 when the figures cannot be read."""
+        refused = metrics_refusal(request, token, production)
+        if refused is not None:
+            return refused
         try:
             body = generate_latest(registry)
         except SQLAlchemyError as exc:

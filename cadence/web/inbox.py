@@ -54,7 +54,9 @@ def router(deps: WebDeps) -> APIRouter:
     policy = SendPolicy(settings.timezone, secret, settings.base_url)
 
     def enabled() -> None:
-        if not settings.demo_inbox:
+        # Never in production, even if the start-up check was bypassed (an app built
+        # straight from its settings).
+        if not settings.demo_inbox or settings.env == "production":
             raise HTTPException(status_code=404)
 
     def page(template: str, **context: Any) -> HTMLResponse:

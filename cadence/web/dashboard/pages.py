@@ -1,45 +1,38 @@
 """The dashboard's routes: acknowledgement figures for comms users and team leaders.
 
-Longer than the other modules for a reason: the routes are closures inside `router`, sharing
-its sign-in, CSRF and response helpers; what each page shows lives in `views`, how it is
-presented in `tables`, its filters in `filters`, and who may see it in
+The routes are closures inside `router`, sharing the helpers of `common.Frame` (who is
+asking, CSRF, responses); signing in and out is `sign_in`; what each page shows lives in
+`views`, how it is presented in `tables`, its filters in `filters`, and who may see it in
 `cadence.access.policy`.
 
 Comms users see every message and person; a leader sees their own reporting tree and
 nothing else: pages about a message or launch that reached nobody in their tree answer 404
 (not 403, which would confirm it exists), and tables never list anyone outside it.
 
-Pages are server-rendered HTML with inline SVG charts and no JavaScript. Sign-in is a signed,
-expiring cookie (see `cadence.access.users`). Every form that changes state (sign in, sign out) is
-protected like the acknowledgement pages: a double-submit CSRF cookie whose HMAC is in the
-form, plus the browser's `Origin` and `Sec-Fetch-Site` when it sends them. Filters are GET
+Pages are server-rendered HTML with inline SVG charts and no JavaScript. Filters are GET
 query parameters, so a filtered page can be bookmarked and shared. Every table can be
 downloaded as CSV with the same filters.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import timedelta
-from typing import Annotated, Any
-from urllib.parse import quote, urlencode, urlsplit
+from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-import redis
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from cadence.access import policy, users
-from cadence.access.users import SESSION_LIFETIME, Viewer, issue_session
+from cadence.access import policy
+from cadence.access.users import Viewer
 from cadence.config import KNOWN_CHANNELS
 from cadence.directory.audience import Audience
-from cadence.errors import CadenceError, InputError
+from cadence.errors import InputError
 from cadence.figures import summaries
 from cadence.figures.measures import Filters, ack_curve, breakdown, heatmap, leaders, overview
 from cadence.figures.message_detail import (
@@ -51,16 +44,20 @@ from cadence.figures.message_detail import (
 from cadence.inputs import is_id
 from cadence.launches.cascade import context_from
 from cadence.launches.status import launch_status
-from cadence.rendering import render
-from cadence.store.db import session_scope
 from cadence.store.models import (
     Message,
     MessageKind,
 )
-from cadence.web.ack_pages import SECURITY_HEADERS, csrf_field, origin_of
 from cadence.web.charts import (
     ack_curve_chart,
     bar_chart,
+)
+from cadence.web.dashboard import sign_in
+from cadence.web.dashboard.common import (
+    DASHBOARD_HEADERS,
+    NOT_FOUND,
+    Frame,
+    Refused,
 )
 from cadence.web.dashboard.filters import FilterForm, read_filters
 from cadence.web.dashboard.tables import (
@@ -89,46 +86,6 @@ from cadence.web.deps import WebDeps
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "cadence_session"
-CSRF_COOKIE = "cadence_dashboard_csrf"
-LOGIN_PURPOSE = "dashboard-login"
-LOGOUT_PURPOSE = "dashboard-logout"
-_COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]{32,128}")
-# Sign-in failures allowed per email in the window, before sign-in is refused for a while.
-MAX_FAILURES = 10
-FAILURE_WINDOW = timedelta(minutes=15)
-
-DASHBOARD_HEADERS = {
-    **SECURITY_HEADERS,
-    # Our own pages send a real Origin on their forms; nothing leaks to other sites.
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-}
-
-
-# ---------------------------------------------------------------------------------------
-# Responses
-
-
-class Refused(Exception):
-    """A request answered with the dashboard's problem page."""
-
-    def __init__(self, status: int, heading: str, detail: str) -> None:
-        super().__init__(heading)
-        self.status, self.heading, self.detail = status, heading, detail
-
-
-NOT_FOUND = (404, "Not found", "There is no such page, or it is not one you can see.")
-
-
-def _html(template: str, http_status: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(
-        render(template, **context), status_code=http_status, headers=DASHBOARD_HEADERS
-    )
-
 
 def _csv(table: Table, filename: str) -> Response:
     headers = {
@@ -142,20 +99,6 @@ def _url(path: str, query: Mapping[str, str]) -> str:
     return f"{path}?{urlencode(query)}" if query else path
 
 
-def _safe_next(target: str) -> str:
-    """Only a path on this site's dashboard: never an open redirect to somewhere else."""
-    parts = urlsplit(target)
-    if (
-        parts.scheme
-        or parts.netloc
-        or not parts.path.startswith("/dashboard")
-        or target.startswith("//")
-        or "\\" in target
-    ):
-        return "/dashboard"
-    return target
-
-
 def _filename(*parts: object) -> str:
     name = "-".join(re.sub(r"[^a-z0-9]+", "-", str(p).lower()).strip("-") for p in parts)
     return f"cadence-{name}.csv"
@@ -164,222 +107,13 @@ def _filename(*parts: object) -> str:
 def router(deps: WebDeps) -> APIRouter:
     routes = APIRouter(tags=["dashboard"])
     settings = deps.settings
-    secret = settings.secret_key.get_secret_value()
     zone = ZoneInfo(settings.timezone)
     present = Present(zone, deps.clock)
-    our_origin = origin_of(settings.base_url)
-    secure_cookie = urlsplit(settings.base_url).scheme.lower() == "https"
     launch_ctx = context_from(settings)
-
-    # -- cookies and cross-site checks ------------------------------------------------
-
-    def csrf_cookie(request: Request) -> str:
-        """Keep the browser's CSRF cookie, so every open dashboard tab's forms stay valid."""
-        sent = request.cookies.get(CSRF_COOKIE, "")
-        return sent if _COOKIE_VALUE.fullmatch(sent) else secrets.token_urlsafe(32)
-
-    def with_csrf_cookie(response: Response, cookie: str) -> Response:
-        response.set_cookie(
-            CSRF_COOKIE, cookie, path="/", secure=secure_cookie, httponly=True, samesite="strict"
-        )
-        return response
-
-    def check_same_site(request: Request, csrf: str, purpose: str) -> None:
-        """Refuse a form post that did not come from one of our own pages."""
-        fetch_site = request.headers.get("sec-fetch-site")
-        origin = request.headers.get("origin")
-        foreign_origin = (
-            origin is not None and origin != "null" and origin.rstrip("/") != our_origin
-        )
-        if foreign_origin or fetch_site in ("cross-site", "same-site"):
-            raise Refused(
-                403,
-                "This form was not sent from Cadence",
-                "Sign-in and sign-out only work from Cadence's own pages.",
-            )
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        expected = csrf_field(secret, cookie, purpose) if cookie else ""
-        if not cookie or not csrf or not hmac.compare_digest(expected, csrf):
-            raise Refused(
-                403,
-                "Please try again",
-                "This form could not be checked: it may have been open for a long time. "
-                "Open the page again and resubmit it.",
-            )
-
-    # -- who is asking ----------------------------------------------------------------
-
-    def viewer_of(request: Request) -> Viewer | None:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            return None
-        with deps.sessions() as session:
-            try:
-                return users.viewer_of(users.read_session(session, secret, cookie, deps.clock()))
-            except CadenceError:
-                return None
-
-    def to_login(request: Request) -> RedirectResponse:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-        if request.cookies.get(SESSION_COOKIE):
-            response.delete_cookie(SESSION_COOKIE, path="/")
-        return response
-
-    def page(
-        request: Request,
-        viewer: Viewer,
-        template: str,
-        section: str,
-        http_status: int = 200,
-        **context: Any,
-    ) -> Response:
-        cookie = csrf_cookie(request)
-        response = _html(
-            template,
-            http_status,
-            viewer=viewer,
-            section=section,
-            logout_csrf=csrf_field(secret, cookie, LOGOUT_PURPOSE),
-            zone_name=settings.timezone,
-            **context,
-        )
-        return with_csrf_cookie(response, cookie)
-
-    def problem_page(request: Request, viewer: Viewer | None, refused: Refused) -> Response:
-        if viewer is None:
-            return _html(
-                "web/dashboard/problem.html",
-                refused.status,
-                status=refused.status,
-                heading=refused.heading,
-                detail=refused.detail,
-                zone_name=settings.timezone,
-            )
-        return page(
-            request,
-            viewer,
-            "web/dashboard/problem.html",
-            "",
-            refused.status,
-            status=refused.status,
-            heading=refused.heading,
-            detail=refused.detail,
-        )
-
-    # -- sign in and out ---------------------------------------------------------------
-
-    def login_page(
-        request: Request,
-        *,
-        http_status: int = 200,
-        problem: str = "",
-        notice: str = "",
-        email: str = "",
-        next_url: str = "/dashboard",
-    ) -> Response:
-        cookie = csrf_cookie(request)
-        response = _html(
-            "web/dashboard/login.html",
-            http_status,
-            csrf=csrf_field(secret, cookie, LOGIN_PURPOSE),
-            problem=problem,
-            notice=notice,
-            email=email,
-            next=_safe_next(next_url),
-            zone_name=settings.timezone,
-        )
-        return with_csrf_cookie(response, cookie)
-
-    def failures_key(email: str) -> str:
-        return f"cadence:dashboard:sign-in-failures:{users.normalise_email(email)}"
-
-    def too_many_failures(email: str) -> bool:
-        try:
-            count = deps.redis.get(failures_key(email))
-        except redis.RedisError as exc:
-            log.warning("sign-in throttle unavailable: %s", exc)
-            return False
-        return count is not None and int(count) >= MAX_FAILURES
-
-    def count_failure(email: str) -> None:
-        """Count a failure; the window starts at the first, so a locked-out person is let
-        in again FAILURE_WINDOW after it, however often they keep trying."""
-        try:
-            key = failures_key(email)
-            if deps.redis.incr(key) == 1:
-                deps.redis.expire(key, int(FAILURE_WINDOW.total_seconds()))
-        except redis.RedisError as exc:
-            log.warning("sign-in throttle unavailable: %s", exc)
-
-    @routes.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, next: str = "/dashboard", signed_out: str = "") -> Response:
-        """The sign-in form; someone already signed in goes straight on."""
-        if viewer_of(request) is not None:
-            return RedirectResponse(_safe_next(next), status_code=303)
-        notice = "You have signed out." if signed_out else ""
-        return login_page(request, notice=notice, next_url=next)
-
-    @routes.post("/login", response_class=HTMLResponse)
-    def login(
-        request: Request,
-        email: Annotated[str, Form()] = "",
-        password: Annotated[str, Form()] = "",
-        csrf: Annotated[str, Form()] = "",
-        next: Annotated[str, Form()] = "/dashboard",
-    ) -> Response:
-        """Check the password and set the sign-in cookie; the same answer for a wrong email
-        or a wrong password, so the form does not tell who has an account."""
-        try:
-            check_same_site(request, csrf, LOGIN_PURPOSE)
-        except Refused as refused:
-            return problem_page(request, None, refused)
-        email = email.strip()
-        if too_many_failures(email):
-            return login_page(
-                request,
-                http_status=429,
-                problem="Too many failed attempts for this email. Wait 15 minutes and try "
-                "again, or ask your comms team to reset your password.",
-                email=email,
-                next_url=next,
-            )
-        with session_scope(deps.sessions) as session:
-            user = users.authenticate(session, email, password) if email and password else None
-            cookie = issue_session(secret, user, deps.clock()) if user is not None else None
-        if cookie is None:
-            if email:
-                count_failure(email)
-            return login_page(
-                request,
-                http_status=401,
-                problem="That email and password do not match an active account.",
-                email=email,
-                next_url=next,
-            )
-        response = RedirectResponse(_safe_next(next), status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            cookie,
-            max_age=int(SESSION_LIFETIME.total_seconds()),
-            path="/",
-            secure=secure_cookie,
-            httponly=True,
-            samesite="lax",
-        )
-        return response
-
-    @routes.post("/logout")
-    def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        """Forget the sign-in cookie. A form post with the CSRF field, so another site
-        cannot sign people out."""
-        try:
-            check_same_site(request, csrf, LOGOUT_PURPOSE)
-        except Refused as refused:
-            return problem_page(request, viewer_of(request), refused)
-        response = RedirectResponse("/login?signed_out=1", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/", secure=secure_cookie, httponly=True)
-        return response
+    frame = Frame(deps)
+    routes.include_router(sign_in.router(frame))
+    viewer_of, to_login = frame.viewer_of, frame.to_login
+    page, problem_page = frame.page, frame.problem_page
 
     # -- the pages ---------------------------------------------------------------------
 

@@ -3,7 +3,6 @@ table, cell and card models every page and its CSV share."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cadence.clock import utcnow
+from cadence.figures import csv_safe
 
 # ---------------------------------------------------------------------------------------
 # Presenting values: times in the organisation's zone, shares as percentages
@@ -170,19 +170,13 @@ class Table:
             return self.present.csv_time(value)
         if column.kind == "yesno":
             return "yes" if value else "no"
-        if isinstance(value, bool | int | float):
-            return str(value)
-        text = str(value)
-        # A spreadsheet would run a cell starting like a formula: titles and names are
-        # typed by people, so they are written as plain text.
-        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        # Titles and names are typed by people: formulas are written as plain text.
+        return csv_safe.cell(value)
 
     def to_csv(self) -> str:
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([c.key for c in self.columns])
-        for row in self.rows:
-            writer.writerow([self.csv_value(c, row.get(c.key)) for c in self.columns])
+        rows = ([self.csv_value(c, row.get(c.key)) for c in self.columns] for row in self.rows)
+        csv_safe.write_csv(out, [c.key for c in self.columns], rows, crlf=True)
         return out.getvalue()
 
 
