@@ -273,7 +273,7 @@ def edit_message(session: Session, message_id: int, edit: MessageEdit, now: date
     if material:
         message.title = title.strip()
         message.body = body
-        message.variants = [Variant(position=i, body=b) for i, b in enumerate(variants, start=1)]
+        _replace_wordings(message, variants)
         message.version += 1
     if edit.remind_after_hours is not None:
         message.remind_after_hours = edit.remind_after_hours
@@ -291,6 +291,17 @@ def edit_message(session: Session, message_id: int, edit: MessageEdit, now: date
         sends = _plan_reack(session, message, now)
     session.flush()
     return EditResult(message, material, sends)
+
+
+def _replace_wordings(message: Message, variants: list[str]) -> None:
+    """Rewrite the extra wordings in place, position by position. Assigning a fresh list
+    would insert the new rows before the old ones are deleted, against the unique
+    (message, position) key."""
+    kept = message.variants[: len(variants)]
+    for row, text in zip(kept, variants, strict=False):
+        row.body = text
+    extra = [Variant(position=i, body=b) for i, b in enumerate(variants, start=1)][len(kept) :]
+    message.variants = kept + extra
 
 
 def _plan_reack(session: Session, message: Message, now: datetime) -> int:

@@ -1,0 +1,146 @@
+"""Edits of messages with wordings, UTC UNTIL, reminders in each recipient's zone, and
+launch status figures: each against a real database through the CLI or the domain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cadence.answers.acks import make_answer, record_answer
+from cadence.delivery.channels.registry import make_channel
+from cadence.delivery.dispatch import tick
+from cadence.delivery.sending import send_batch
+from cadence.directory.audience import Audience
+from cadence.messages.core import MessageEdit, edit_message
+from cadence.runtime import Runtime
+from cadence.store.models import Delivery, Occurrence, Variant
+from cadence.worker import policy_from, send_policy_from
+from tests import factories as f
+from tests.conftest import CliResult
+
+Cli = Callable[..., CliResult]
+MONDAY_9 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def run(rt: Runtime, now: datetime) -> list[int]:
+    """One tick at `now`, and its sends through the log channel at once."""
+    queued: list[int] = []
+    tick(rt.sessions, policy_from(rt.settings), queued.extend, now)
+    if queued:
+        send_batch(
+            rt.sessions,
+            lambda name: make_channel(name, rt.settings, rt.settings.redis_url),
+            queued,
+            send_policy_from(rt.settings),
+            now,
+        )
+    return queued
+
+
+def wordings(cli: Cli, message_id: int) -> list[str]:
+    shown = cli("message", "show", str(message_id), "--format", "json")
+    assert shown.code == 0, shown.err
+    return list(json.loads(shown.out)["wordings"])
+
+
+# --- editing a message that has wordings -------------------------------------------------
+
+
+def test_a_message_with_wordings_can_be_edited_and_its_wordings_replaced(
+    cli: Cli, session: Session
+) -> None:
+    f.person(session, "ada@example.com")
+    session.commit()
+    added = cli(
+        "message", "add", "--title", "Own the outcome", "--body", "v1", "--variant", "v2",
+        "--variant", "v3", "--everyone", "--rrule", "FREQ=WEEKLY;BYDAY=MO",
+        "--start", "2026-03-02", "--at", "09:00", "--format", "json",
+    )  # fmt: skip
+    assert added.code == 0, added.err
+    message_id = int(json.loads(added.out)[0]["id"])
+
+    retitled = cli("message", "edit", str(message_id), "--title", "Own every outcome")
+    assert retitled.code == 0, retitled.err
+    assert "now version 2" in retitled.out
+    assert wordings(cli, message_id) == ["v1", "v2", "v3"]
+
+    replaced = cli("message", "edit", str(message_id), "--variant", "v3", "--variant", "w4")
+    assert replaced.code == 0, replaced.err
+    assert wordings(cli, message_id) == ["v1", "v3", "w4"]
+    shorter = cli("message", "edit", str(message_id), "--variant", "only")
+    assert shorter.code == 0, shorter.err
+    assert wordings(cli, message_id) == ["v1", "only"]
+    reack = cli("message", "edit", str(message_id), "--variant", "v2", "--require-reack")
+    assert reack.code == 0, reack.err
+    assert "acknowledgements of earlier versions no longer count" in reack.out
+    cleared = cli("message", "edit", str(message_id), "--clear-variants")
+    assert cleared.code == 0, cleared.err
+    assert wordings(cli, message_id) == ["v1"]
+    session.expire_all()
+    assert session.scalars(select(Variant)).all() == []
+    shown = json.loads(cli("message", "show", str(message_id), "--format", "json").out)
+    assert (shown["title"], shown["version"]) == ("Own every outcome", 6)
+
+
+def test_reacknowledgement_of_a_message_with_wordings_sends_the_new_wording(
+    runtime: Runtime, session: Session, cli: Cli
+) -> None:
+    for email in ("ada@example.com", "bob@example.com"):
+        f.person(session, email)
+    message = f.core_message(
+        session,
+        rrule="FREQ=WEEKLY",
+        start=datetime(2026, 3, 2, 9),
+        timezone="UTC",
+        variants=["Second wording."],
+        audience=Audience(people=("ada@example.com", "bob@example.com")),
+    )
+    message.remind_after_hours = 0
+    session.commit()
+    second_monday = MONDAY_9 + timedelta(days=7)
+    run(runtime, MONDAY_9)
+    run(runtime, second_monday)
+    # The second repetition uses the second wording, which the edit replaces.
+    latest = session.scalars(select(Delivery).where(Delivery.variant == 1)).all()
+    assert len(latest) == 2
+    record_answer(session, latest[0].id, make_answer("ack"), via="email",
+                  now=second_monday, person_id=latest[0].person_id)  # fmt: skip
+    session.commit()
+
+    later = second_monday + timedelta(hours=1)
+    result = edit_message(
+        session,
+        message.id,
+        MessageEdit(title="Own it", variants=["A new second wording."], require_reack=True),
+        later,
+    )
+    session.commit()
+    assert result.material and result.message.version == 2 and result.reack_sends == 1
+    assert result.message.wordings() == [
+        "We fix the customer's problem, not just the ticket.",
+        "A new second wording.",
+    ]
+    run(runtime, later)
+    session.expire_all()
+    resent = session.scalars(
+        select(Delivery).join(Occurrence).where(Occurrence.purpose == "reack")
+    ).all()
+    assert sorted(d.person.email for d in resent) == ["ada@example.com", "bob@example.com"]
+    assert all(d.status == "sent" and d.content_version == 2 for d in resent)
+    assert all(d.rendered and "Updated: Own it" in d.rendered for d in resent)
+    # The repetition keeps its place in the rotation; its wording is the edited one.
+    assert {d.variant for d in resent} == {1}
+    assert all("A new second wording." in (d.rendered or "") for d in resent)
+    status = {r["person"]: r["answered"] for r in json.loads(
+        cli("ack-status", str(message.id), "--format", "json").out)}  # fmt: skip
+    assert status == {"ada@example.com": False, "bob@example.com": False}
+    record_answer(session, resent[1].id, make_answer("ack"), via="email",
+                  now=later, person_id=resent[1].person_id)  # fmt: skip
+    session.commit()
+    status = {r["person"]: r["answered"] for r in json.loads(
+        cli("ack-status", str(message.id), "--format", "json").out)}  # fmt: skip
+    assert status[resent[1].person.email] is True
