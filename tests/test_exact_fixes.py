@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,8 +17,10 @@ from cadence.delivery.dispatch import tick
 from cadence.delivery.sending import send_batch
 from cadence.directory.audience import Audience
 from cadence.messages.core import MessageEdit, edit_message
+from cadence.messages.planner import plan_cadence
+from cadence.planning.recurrence import preview_lines
 from cadence.runtime import Runtime
-from cadence.store.models import Delivery, Occurrence, Variant
+from cadence.store.models import Delivery, Message, Occurrence, Variant
 from cadence.worker import policy_from, send_policy_from
 from tests import factories as f
 from tests.conftest import CliResult
@@ -144,3 +147,83 @@ def test_reacknowledgement_of_a_message_with_wordings_sends_the_new_wording(
     status = {r["person"]: r["answered"] for r in json.loads(
         cli("ack-status", str(message.id), "--format", "json").out)}  # fmt: skip
     assert status[resent[1].person.email] is True
+
+
+# --- UNTIL in UTC, RFC 5545's form for a zoned start ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tz", "last"),
+    [
+        ("UTC", "2026-12-09T09:00:00+00:00"),
+        # 09:00 on the 10th in Tokyo is 00:00 UTC: the instant itself, which UNTIL includes.
+        ("Asia/Tokyo", "2026-12-10T09:00:00+09:00"),
+        ("America/New_York", "2026-12-09T09:00:00-05:00"),
+    ],
+)
+def test_a_utc_until_is_the_same_instant_in_every_zone(tz: str, last: str) -> None:
+    lines = preview_lines("FREQ=DAILY;UNTIL=20261210T000000Z", "2026-12-07T09:00", tz, 10)
+    assert lines[0].startswith("2026-12-07T09:00") and lines[-1] == last
+    ends = datetime.fromisoformat(lines[-1]).astimezone(UTC)
+    assert ends <= datetime(2026, 12, 10, tzinfo=UTC)
+
+
+def test_a_utc_until_is_accepted_everywhere_and_bounds_each_recipient_zone(
+    cli: Cli, session: Session
+) -> None:
+    f.person(session, "tokyo@example.com", timezone="Asia/Tokyo")
+    f.person(session, "ny@example.com", timezone="America/New_York")
+    session.commit()
+    rule = "FREQ=DAILY;UNTIL=20261210T000000Z"
+    preview = cli("schedule", "preview", "--rrule", rule, "--start", "2026-12-07T09:00",
+                  "--tz", "UTC")  # fmt: skip
+    assert preview.code == 0, preview.err
+    assert preview.out.split() == [f"2026-12-0{d}T09:00:00+00:00" for d in (7, 8, 9)]
+    for tz in ("UTC", "recipient"):
+        added = cli("message", "add", "--title", "T", "--body", "B", "--everyone",
+                    "--rrule", rule, "--start", "2026-12-07", "--at", "09:00", "--tz", tz,
+                    "--channel", "log", "--format", "json")  # fmt: skip
+        assert added.code == 0, added.err
+    naive = cli("message", "add", "--title", "T", "--body", "B", "--everyone",
+                "--rrule", "FREQ=DAILY;UNTIL=20261210T090000", "--start", "2026-12-07",
+                "--at", "09:00", "--tz", "UTC", "--channel", "log")  # fmt: skip
+    assert naive.code == 0, naive.err
+
+    message = session.scalars(select(Message).where(Message.id == 2)).one()
+    assert message.cadence is not None
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    plan_cadence(session, message.cadence, now, now + timedelta(days=30), "UTC")
+    session.commit()
+    planned = session.execute(
+        select(Occurrence.zone, Occurrence.local_time)
+        .where(Occurrence.message_id == 2)
+        .order_by(Occurrence.zone, Occurrence.local_time)
+    ).all()
+    days: dict[str, list[int]] = {}
+    for zone_name, local in planned:
+        days.setdefault(zone_name, []).append(local.day)
+    assert days == {"America/New_York": [7, 8, 9], "Asia/Tokyo": [7, 8, 9, 10]}
+
+
+@pytest.mark.parametrize(
+    ("rule", "tz", "sentence"),
+    [
+        ("FREQ=DAILY;UNTIL=20261206T000000Z", "UTC", "UNTIL=20261206T000000Z: before the start"),
+        (
+            "FREQ=DAILY;UNTIL=20261207T000000Z",
+            "America/New_York",
+            "UNTIL=20261207T000000Z: before the first occurrence in America/New_York "
+            "(it is 2026-12-06T19:00:00 there)",
+        ),
+        ("FREQ=DAILY;UNTIL=20261206T000000Z", "recipient", "before the start"),
+    ],
+)
+def test_a_utc_until_before_any_send_is_refused_naming_until(
+    cli: Cli, session: Session, rule: str, tz: str, sentence: str
+) -> None:
+    added = cli("message", "add", "--title", "T", "--body", "B", "--everyone", "--rrule", rule,
+                "--start", "2026-12-07", "--at", "09:00", "--tz", tz,
+                "--channel", "log")  # fmt: skip
+    assert added.code == 2 and sentence in added.err, added
+    session.expire_all()
+    assert session.scalars(select(Message)).all() == []

@@ -115,7 +115,7 @@ def test_a_random_rule_expands_or_is_refused_naming_a_part(
 ) -> None:
     began = time.perf_counter()
     try:
-        checked = parse_rule(rule, start)
+        checked = parse_rule(rule, start, tz=zone(zone_name))
         first = list(expand(checked, zone(zone_name), limit=5))
     except RuleError as exc:
         assert exc.part and exc.why and exc.part in str(exc)

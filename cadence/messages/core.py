@@ -89,13 +89,14 @@ def validate_spec(spec: CoreMessageSpec) -> list[str]:
             problems.append(f"unknown channel {channel!r} (available: {', '.join(known)})")
     if spec.channel_mode not in ("first", "all"):
         problems.append(f"unknown channel mode {spec.channel_mode!r} (first or all)")
+    fixed = None
     if spec.cadence.timezone is not None:
         try:
-            zone(spec.cadence.timezone)
+            fixed = zone(spec.cadence.timezone)
         except InputError as exc:
             problems.append(str(exc))
     try:
-        parse_rule(spec.cadence.rrule, spec.cadence.start)
+        parse_rule(spec.cadence.rrule, spec.cadence.start, tz=fixed)
     except InputError as exc:
         problems.append(str(exc))
     end = spec.cadence.end_date

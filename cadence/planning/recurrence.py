@@ -23,6 +23,7 @@ from dateutil.rrule import rrule
 from cadence.errors import InputError
 from cadence.inputs import check_day, check_zone_name
 from cadence.planning.rule_checks import RuleError, checked_rule, read_parts
+from cadence.planning.rule_search import BoundedRule
 
 # Iterating a rule from its start must end even for a rule with no end; a per-minute rule
 # over ten years stays below this.
@@ -61,10 +62,13 @@ def normalise_rule(text: str) -> str:
     return rule.upper()
 
 
-def parse_rule(text: str, start: datetime, *, allow_minutely: bool = True) -> rrule:
+def parse_rule(
+    text: str, start: datetime, *, allow_minutely: bool = True, tz: ZoneInfo | None = None
+) -> rrule:
     """Parse and check a rule against a naive local start (its DTSTART): every part, and an
     occurrence within ten years (see cadence.planning.rule_checks). Every path that reads a
-    rule (adding, previewing, planning at tick time) comes through here."""
+    rule (adding, previewing, planning at tick time) comes through here. With `tz` (a fixed
+    zone) a UTC `UNTIL` must also leave an occurrence in that zone."""
     rule = normalise_rule(text)
     if not FIRST_YEAR <= start.year <= LAST_YEAR:
         raise InputError(
@@ -72,7 +76,15 @@ def parse_rule(text: str, start: datetime, *, allow_minutely: bool = True) -> rr
         )
     if not allow_minutely and read_parts(rule).freq == "MINUTELY":
         raise RuleError("FREQ=MINUTELY", "repeats too often here")
-    return checked_rule(rule, start)
+    checked = checked_rule(rule, start)
+    instant = checked.until_instant
+    if tz is not None and instant is not None and next(expand(checked, tz, limit=1), None) is None:
+        local = instant.astimezone(tz).replace(tzinfo=None).isoformat()
+        raise RuleError(
+            f"UNTIL={instant:%Y%m%dT%H%M%SZ}",
+            f"before the first occurrence in {tz.key} (it is {local} there)",
+        )
+    return checked
 
 
 def parse_start(text: str) -> datetime:
@@ -117,8 +129,12 @@ def expand(
 
     `not_before` and `until` are UTC instants bounding what is yielded (numbering still
     counts from the start, so variants rotate the same way however far ahead one plans);
-    `end_date` is the last local day included.
+    `end_date` is the last local day included. A rule's UTC `UNTIL` is the same instant
+    in every zone: the last send anywhere is at or before it.
     """
+    instant = rule.until_instant if isinstance(rule, BoundedRule) else None
+    if instant is not None:
+        until = instant if until is None else min(until, instant)
     yielded = 0
     for sequence, local in enumerate(rule):
         if sequence >= MAX_EXPANSION:
@@ -141,5 +157,5 @@ def preview_lines(rule_text: str, start_text: str, zone_name: str, count: int) -
     if count < 1:
         raise InputError("--count must be at least 1")
     tz = zone(zone_name)
-    rule = parse_rule(rule_text, parse_start(start_text))
+    rule = parse_rule(rule_text, parse_start(start_text), tz=tz)
     return [r.at.isoformat() for r in expand(rule, tz, limit=count)]

@@ -6,13 +6,19 @@ every part is read and range-checked, combinations that can never match are refu
 any search, and the first occurrence is then looked for within ten years of the start by a
 search that is capped (see cadence.planning.rule_search). Every refusal is a `RuleError`
 naming the part, so the CLI exits 2 and the API answers 422 with the same sentence.
+
+`UNTIL` comes in the two RFC 5545 forms. Without `Z` it is a wall-clock time, read in
+whatever zone the rule is expanded in. With `Z` (the form the RFC requires when DTSTART has
+a zone) it is one instant: the rule is built without it and every zone's expansion stops at
+that instant (`BoundedRule.until_instant`, applied by `cadence.planning.recurrence.expand`).
+Without a zone the checks here allow for the widest UTC offset; given one they are exact.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from math import gcd
 
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, MONTHLY, WEEKLY, YEARLY, weekday
@@ -49,6 +55,8 @@ SIGNED = {"BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYSETPOS"}
 NUMBER = re.compile(r"[+-]?\d{1,9}")
 DAY = re.compile(r"([+-]?\d{1,3})?([A-Z]{2})")
 UNTIL = re.compile(r"(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})Z?)?")
+# The furthest any zone's wall clock runs ahead of UTC (Kiribati, UTC+14).
+MAX_UTC_OFFSET = timedelta(hours=14)
 
 
 class RuleError(InputError):
@@ -75,6 +83,18 @@ class RuleParts:
 
     def named(self, *names: str) -> str:
         return ";".join(f"{n}={self.given[n]}" for n in names if n in self.given)
+
+    @property
+    def until_is_instant(self) -> bool:
+        """`UNTIL=...Z`: an instant in UTC rather than a wall-clock time."""
+        return self.given.get("UNTIL", "").endswith("Z")
+
+    def latest_wall_until(self) -> datetime | None:
+        """The latest wall-clock time UNTIL can read in any zone: itself without `Z`, and
+        the instant as read at the widest offset with it."""
+        if self.until is None or not self.until_is_instant:
+            return self.until
+        return self.until + MAX_UTC_OFFSET
 
 
 def read_parts(rule: str) -> RuleParts:
@@ -230,7 +250,8 @@ def set_size(parts: RuleParts) -> int:
 
 def check_combinations(parts: RuleParts, start: datetime) -> None:
     """Refuse, before any search, combinations that can never produce an occurrence."""
-    if parts.until is not None and "Z" not in parts.given["UNTIL"] and parts.until < start:
+    latest = parts.latest_wall_until()
+    if latest is not None and latest < start:
         raise RuleError(parts.named("UNTIL"), f"before the start {start.isoformat()}")
     in_month = parts.freq == "MONTHLY" or "BYMONTH" in parts.given
     clash = no_common_day(parts.numbers, parts.days, parts.wkst, in_month)
@@ -286,17 +307,16 @@ def build(parts: RuleParts, start: datetime) -> BoundedRule:
     """The dateutil rule the parts describe, with its search capped."""
     n = parts.numbers
     byday = [weekday(d, o) for o, d in parts.days] or None
-    until_text = parts.given.get("UNTIL", "")
-    until = parts.until
-    if until is not None and until_text.endswith("Z"):
-        until = until.replace(tzinfo=UTC)  # refused by dateutil against a wall-clock start
+    # dateutil refuses a UTC UNTIL against a wall-clock start; the instant bounds each
+    # zone's expansion instead.
+    instant = parts.until_is_instant and parts.until is not None
     try:
-        return BoundedRule(
+        built = BoundedRule(
             FREQS[parts.freq],
             dtstart=start,
             interval=parts.interval,
             count=parts.count,
-            until=until,
+            until=None if instant else parts.until,
             wkst=parts.wkst,
             bysetpos=n.get("BYSETPOS"),
             bymonth=n.get("BYMONTH"),
@@ -310,6 +330,9 @@ def build(parts: RuleParts, start: datetime) -> BoundedRule:
         )
     except Exception as exc:  # dateutil's own refusals: ValueError and others
         raise RuleError(_part_in(parts, str(exc)), str(exc)) from None
+    if instant and parts.until is not None:
+        built.until_instant = parts.until.replace(tzinfo=UTC)
+    return built
 
 
 def _part_in(parts: RuleParts, message: str) -> str:
@@ -328,7 +351,7 @@ def _check_days_ahead(parts: RuleParts, start: datetime) -> None:
     if parts.freq not in ("HOURLY", "MINUTELY") or not names:
         return
     midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    until = parts.until if "Z" not in parts.given.get("UNTIL", "") else None
+    until = parts.latest_wall_until()
     days = BoundedRule(
         DAILY,
         dtstart=midnight,
@@ -355,4 +378,7 @@ def checked_rule(rule: str, start: datetime) -> BoundedRule:
         raise RuleError(_part_in(parts, str(exc)), str(exc) or type(exc).__name__) from None
     if first is None:
         raise RuleError(parts.named(*parts.given), "no occurrence within ten years of the start")
+    latest = parts.latest_wall_until()
+    if parts.until_is_instant and latest is not None and first > latest:
+        raise RuleError(parts.named("UNTIL"), f"before the first occurrence {first.isoformat()}")
     return built

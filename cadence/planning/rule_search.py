@@ -35,6 +35,8 @@ class BoundedRule(rrule):
 
     def __init__(self, freq: _Frequency, **kwargs: Any) -> None:
         self._steps_left: int | None = None  # None: not counting (this is the template)
+        # A UTC `UNTIL`: the last instant, in every zone the wall-clock rule is placed in.
+        self.until_instant: datetime | None = None
         self._arguments = (freq, kwargs)
         super().__init__(freq, **kwargs)
 
