@@ -20,7 +20,7 @@ from cadence.messages.core import MessageEdit, edit_message
 from cadence.messages.planner import plan_cadence
 from cadence.planning.recurrence import preview_lines
 from cadence.runtime import Runtime
-from cadence.store.models import Delivery, Message, Occurrence, Variant
+from cadence.store.models import Delivery, Message, Occurrence, Person, Variant
 from cadence.worker import policy_from, send_policy_from
 from tests import factories as f
 from tests.conftest import CliResult
@@ -227,3 +227,92 @@ def test_a_utc_until_before_any_send_is_refused_naming_until(
     assert added.code == 2 and sentence in added.err, added
     session.expire_all()
     assert session.scalars(select(Message)).all() == []
+
+
+# --- reminders of a fixed-zone message, in each recipient's working hours ----------------
+
+
+def reminders(session: Session) -> dict[str, tuple[datetime, datetime]]:
+    session.expire_all()
+    rows = session.scalars(select(Occurrence).where(Occurrence.purpose == "reminder")).all()
+    return {o.zone: (o.due_at, o.local_time) for o in rows}
+
+
+def reminded(session: Session) -> list[str]:
+    session.expire_all()
+    rows = session.scalars(
+        select(Delivery)
+        .join(Occurrence, Delivery.occurrence_id == Occurrence.id)
+        .where(Occurrence.purpose == "reminder", Delivery.status == "sent")
+        .order_by(Delivery.id)
+    ).all()
+    return [d.person.email for d in rows]
+
+
+def utc_message_to_three(session: Session) -> int:
+    f.person(session, "ldn@example.com", timezone="Europe/London")
+    f.person(session, "ny@example.com", timezone="America/New_York")
+    f.person(session, "ny2@example.com", timezone="America/New_York")
+    message = f.core_message(
+        session,
+        rrule="FREQ=WEEKLY",
+        start=datetime(2026, 3, 2, 9),
+        timezone="UTC",
+        audience=Audience(everyone=True),
+    )
+    message.remind_after_hours = 1
+    message.max_reminders = 1
+    message.escalate = False
+    session.commit()
+    return message.id
+
+
+def test_reminders_of_a_fixed_zone_message_wait_for_each_recipients_working_hours(
+    runtime: Runtime, session: Session
+) -> None:
+    utc_message_to_three(session)
+    run(runtime, MONDAY_9)  # 09:00 UTC: 09:00 in London, 04:00 in New York
+    # An hour later it is 10:00 in London, but 05:00 in New York: wait for 09:00 there.
+    assert reminders(session) == {
+        "Europe/London": (datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 3, 2, 10)),
+        "America/New_York": (datetime(2026, 3, 2, 14, tzinfo=UTC), datetime(2026, 3, 2, 9)),
+    }
+    answered = session.scalars(
+        select(Delivery).join(Delivery.person).where(Person.email == "ny2@example.com")
+    ).one()
+    record_answer(session, answered.id, make_answer("ack"), via="email",
+                  now=MONDAY_9, person_id=answered.person_id)  # fmt: skip
+    session.commit()
+    run(runtime, datetime(2026, 3, 2, 10, tzinfo=UTC))
+    assert reminded(session) == ["ldn@example.com"]
+    run(runtime, datetime(2026, 3, 2, 14, tzinfo=UTC))
+    assert reminded(session) == ["ldn@example.com", "ny@example.com"]
+
+
+def test_a_reminder_planned_for_everyone_in_the_fixed_zone_still_reaches_everyone(
+    runtime: Runtime, session: Session
+) -> None:
+    message_id = utc_message_to_three(session)
+    run(runtime, MONDAY_9)
+    root = session.scalars(select(Occurrence).where(Occurrence.purpose == "cadence")).one()
+    # One reminder in the message's own zone, as it was planned before zones were split.
+    for planned in session.scalars(select(Occurrence).where(Occurrence.purpose == "reminder")):
+        session.delete(planned)
+    session.flush()
+    due = datetime(2026, 3, 2, 15, tzinfo=UTC)
+    session.add(
+        Occurrence(
+            message_id=message_id,
+            purpose="reminder",
+            parent_id=root.id,
+            follow_up=1,
+            sequence=root.sequence,
+            zone="UTC",
+            local_time=due.replace(tzinfo=None),
+            due_at=due,
+            status="planned",
+        )
+    )
+    session.commit()
+    run(runtime, due)
+    assert sorted(reminded(session)) == ["ldn@example.com", "ny2@example.com", "ny@example.com"]

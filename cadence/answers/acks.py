@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import ColumnElement, and_, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 
@@ -221,8 +221,11 @@ def answered_condition(occurrence_id: Any, person_id: Any, ack_version: Any) -> 
     )
 
 
-def unanswered_recipients(session: Session, root: Occurrence) -> list[int]:
-    """People sent this occurrence (on any channel) who have not answered it."""
+def unanswered_recipients(
+    session: Session, root: Occurrence, among: ColumnElement[bool] | None = None
+) -> list[int]:
+    """People sent this occurrence (on any channel) who have not answered it; only those
+    `among` matches (a condition on Person) when given."""
     message = root.message
     sent = aliased(Delivery)
     stmt = (
@@ -240,6 +243,8 @@ def unanswered_recipients(session: Session, root: Occurrence) -> list[int]:
         .where(~answered_condition(root.id, Person.id, message.ack_version))
         .order_by(Person.id)
     )
+    if among is not None:
+        stmt = stmt.where(among)
     return list(session.scalars(stmt))
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from cadence.access.policy import sender_limit
-from cadence.answers.acks import unanswered_recipients
+from cadence.delivery.follow_ups import follow_up_zones, waiting_for
 from cadence.directory.audience import Audience, audience_filter, effective_zone
 from cadence.figures.summaries import refresh
 from cadence.launches.cascade import LaunchContext
@@ -200,9 +200,9 @@ def write_deliveries(
         occurrence.note = skip
         return 0, f"occurrence {occurrence.id} of message {message.id}: {skip}"
     if occurrence.purpose in ("reminder", "reack"):
-        written = _write_reminders(session, message, occurrence, now)
+        written = _write_reminders(session, message, occurrence, policy.org_zone, now)
     elif occurrence.purpose == "escalation":
-        written = _write_digests(session, message, occurrence, now)
+        written = _write_digests(session, message, occurrence, policy.org_zone, now)
     else:
         written = _write_audience(session, message, occurrence, policy, now)
     occurrence.status = OccurrenceStatus.DISPATCHED.value
@@ -249,11 +249,11 @@ def _root(session: Session, occurrence: Occurrence) -> Occurrence:
 
 
 def _write_reminders(
-    session: Session, message: Message, occurrence: Occurrence, now: datetime
+    session: Session, message: Message, occurrence: Occurrence, org_zone: str, now: datetime
 ) -> int:
     """The same wording again, to everyone sent the occurrence who has not answered."""
     root = _root(session, occurrence)
-    waiting = unanswered_recipients(session, root)
+    waiting = waiting_for(session, message, occurrence, root, org_zone)
     written = 0
     for start in range(0, len(waiting), 1000):
         ids = waiting[start : start + 1000]
@@ -280,11 +280,11 @@ def _write_reminders(
 
 
 def _write_digests(
-    session: Session, message: Message, occurrence: Occurrence, now: datetime
+    session: Session, message: Message, occurrence: Occurrence, org_zone: str, now: datetime
 ) -> int:
     """One delivery to each manager, listing their people who still have not answered."""
     root = _root(session, occurrence)
-    waiting = unanswered_recipients(session, root)
+    waiting = waiting_for(session, message, occurrence, root, org_zone)
     by_manager: dict[int, list[dict[str, str]]] = {}
     for start in range(0, len(waiting), 1000):
         ids = waiting[start : start + 1000]
@@ -331,26 +331,27 @@ def _plan_follow_up(
         message, policy.remind_after_hours, policy.max_reminders, policy.escalate
     )
     root = _root(session, occurrence)
-    nxt = next_follow_up(occurrence.follow_up, now, follow, policy.working_hours, zone(root.zone))
-    if nxt is None:
-        return
-    insert_ignoring_duplicates(
-        session,
-        Occurrence,
-        [
+    rows = []
+    # Working hours are each recipient's own (see cadence.delivery.follow_ups).
+    for zone_name in follow_up_zones(session, message, occurrence, root, policy.org_zone):
+        tz = zone(zone_name)
+        nxt = next_follow_up(occurrence.follow_up, now, follow, policy.working_hours, tz)
+        if nxt is None:
+            return
+        rows.append(
             {
                 "message_id": message.id,
                 "purpose": nxt.purpose,
                 "parent_id": root.id,
                 "follow_up": nxt.number,
                 "sequence": root.sequence,
-                "zone": root.zone,
-                "local_time": nxt.due_at.astimezone(zone(root.zone)).replace(tzinfo=None),
+                "zone": zone_name,
+                "local_time": nxt.due_at.astimezone(tz).replace(tzinfo=None),
                 "due_at": nxt.due_at,
                 "status": OccurrenceStatus.PLANNED.value,
             }
-        ],
-    )
+        )
+    insert_ignoring_duplicates(session, Occurrence, rows)
 
 
 def _skip_reason(
