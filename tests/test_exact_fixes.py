@@ -8,22 +8,27 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cadence.answers.acks import make_answer, record_answer
+from cadence.config import Settings
 from cadence.delivery.channels.registry import make_channel
 from cadence.delivery.dispatch import tick
 from cadence.delivery.sending import send_batch
 from cadence.directory.audience import Audience
+from cadence.launches.cascade import add_launch, get_launch, plan
+from cadence.launches.status import launch_status
 from cadence.messages.core import MessageEdit, edit_message
 from cadence.messages.planner import plan_cadence
 from cadence.planning.recurrence import preview_lines
 from cadence.runtime import Runtime
 from cadence.store.models import Delivery, Message, Occurrence, Person, Variant
+from cadence.web.dashboard.views import launch_releases
 from cadence.worker import policy_from, send_policy_from
 from tests import factories as f
 from tests.conftest import CliResult
+from tests.test_launches import MONDAY_8, ack, ctx, released, spec, tree
 
 Cli = Callable[..., CliResult]
 MONDAY_9 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -316,3 +321,56 @@ def test_a_reminder_planned_for_everyone_in_the_fixed_zone_still_reaches_everyon
     session.commit()
     run(runtime, due)
     assert sorted(reminded(session)) == ["ldn@example.com", "ny2@example.com", "ny@example.com"]
+
+
+# --- launch status: release reasons, and launch ids ---------------------------------------
+
+
+def test_a_fallback_at_the_guard_does_not_change_why_someone_was_released(
+    runtime: Runtime, session: Session, settings: Settings
+) -> None:
+    tree(session)
+    message = add_launch(session, spec(channels=["log", "email"]), MONDAY_8, ctx(settings))
+    session.commit()
+    _, launch = get_launch(session, message.id)
+    timeline = plan(session, message, launch, ctx(settings))
+    start = min(r.release_at for r in timeline.releases)
+    run(runtime, start)
+    ack(session, "head@example.com", start + timedelta(minutes=1))
+    run(runtime, start + timedelta(minutes=2))
+    for lead in ("l1", "l2"):
+        ack(session, f"{lead}@example.com", start + timedelta(minutes=3))
+    run(runtime, start + timedelta(minutes=4))
+    assert list(released(session).values()).count("briefed by leader") == 6
+    # Two of the team's deliveries failed for good; at the guard each is tried on email.
+    session.execute(
+        update(Delivery)
+        .where(Delivery.person_id.in_(select(Person.id).where(Person.email.like("l_s1@%"))))
+        .values(status="failed", last_error="refused by the channel")
+    )
+    session.commit()
+    run(runtime, timeline.everyone_by)
+    session.expire_all()
+    retried = session.scalars(select(Delivery).where(Delivery.fallback_from_id.is_not(None)))
+    assert sorted((d.channel, (d.payload or {})["release"]) for d in retried) == [
+        ("email", "guard"),
+        ("email", "guard"),
+    ]
+    figures = launch_status(session, message.id, ctx(settings), timeline.everyone_by)
+    assert figures["released_after_leader_acknowledged"] == 6
+    assert figures["released_by_guard"] == 0
+    rows = launch_releases(session, message.id, ctx(settings), None)
+    assert [r["released"] for r in rows].count("briefed by leader") == 6
+
+
+def test_launch_verbs_name_a_missing_launch_and_a_message_that_is_not_one(
+    cli: Cli, session: Session
+) -> None:
+    f.core_message(session)
+    session.commit()
+    for verb in ("status", "show", "preview", "cancel"):
+        missing = cli("launch", verb, "99")
+        assert missing.code == 2 and "no launch with id 99" in missing.err, (verb, missing)
+        core = cli("launch", verb, "1")
+        assert core.code == 2, (verb, core)
+        assert "message 1 is not a launch: it is a core message" in core.err, (verb, core)

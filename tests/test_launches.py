@@ -291,7 +291,7 @@ def test_launch_verbs_through_the_cli(session: Session, cli: Callable[..., CliRe
     assert cli("launch", "cancel", launch_id).code == 0
     assert cli("launch", "cancel", launch_id).code == 2
     for args, expected in [
-        (("launch", "show", "999"), "no message with id 999"),
+        (("launch", "show", "999"), "no launch with id 999"),
         (("launch", "add", "--title", "t", "--body", "b", "--customer-copy", "c",
           "--customer-at", future, "--tz", "Mars/Base", "--everyone"), "unknown time zone"),
         (("launch", "add", "--title", "t", "--body", "b", "--customer-at", future,

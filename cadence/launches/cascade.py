@@ -25,7 +25,7 @@ from cadence.config import KNOWN_CHANNELS, Settings
 from cadence.directory.audience import Audience, audience_filter, effective_zone
 from cadence.errors import InputError
 from cadence.inputs import day_problem, nul_problem
-from cadence.messages.core import get_message, validate_content
+from cadence.messages.core import validate_content
 from cadence.planning.followups import WorkingHours
 from cadence.planning.launch_timeline import (
     Member,
@@ -228,10 +228,14 @@ def _refuse_if_late(timeline: Timeline) -> None:
 
 
 def get_launch(session: Session, message_id: int) -> tuple[Message, Launch]:
-    message = get_message(session, message_id)
+    """The launch with this id, or an InputError that says there is none, or that the id
+    is another kind of message's."""
+    message = session.get(Message, message_id)
+    if message is None:
+        raise InputError(f"no launch with id {message_id}")
     launch = session.scalar(select(Launch).where(Launch.message_id == message_id))
     if launch is None or message.kind != MessageKind.LAUNCH.value:
-        raise InputError(f"message {message_id} is not a launch")
+        raise InputError(f"message {message_id} is not a launch: it is a {message.kind} message")
     return message, launch
 
 

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from cadence.launches.cascade import LaunchContext, get_launch, launch_occurrence, plan
@@ -41,13 +41,9 @@ def launch_status(
     audience = {
         r.person_id: r for r in timeline.releases if within is None or r.person_id in within
     }
-    first_sent: dict[int, datetime] = {}
-    reasons: dict[int, str] = {}
-    for d in session.scalars(select(Delivery).where(Delivery.occurrence_id == root.id)):
-        if within is None or d.person_id in within:
-            reasons.setdefault(d.person_id, (d.payload or {}).get("release", ""))
-        if d.status == DeliveryStatus.SENT.value and d.sent_at is not None:
-            first_sent[d.person_id] = min(first_sent.get(d.person_id, d.sent_at), d.sent_at)
+    reasons, first_sent = released_and_sent(session, root.id)
+    if within is not None:
+        reasons = {p: r for p, r in reasons.items() if p in within}
     acked_at = {
         a.person_id: a.created_at
         for a in session.scalars(
@@ -100,6 +96,27 @@ def launch_status(
         ),
         "as_of": now.isoformat(timespec="seconds"),
     }
+
+
+def released_and_sent(
+    session: Session, occurrence_id: int
+) -> tuple[dict[int, str], dict[int, datetime]]:
+    """Why each person of a launch occurrence was released, and when they were first sent
+    it. The reason is the one their release recorded, on their first delivery: a fallback
+    written later (on another channel, say at the guard) says why it was retried, not why
+    they were released."""
+    reasons: dict[int, str] = {}
+    first_sent: dict[int, datetime] = {}
+    deliveries = session.scalars(
+        select(Delivery)
+        .where(Delivery.occurrence_id == occurrence_id)
+        .order_by(case((Delivery.fallback_from_id.is_(None), 0), else_=1), Delivery.id)
+    )
+    for d in deliveries:
+        reasons.setdefault(d.person_id, (d.payload or {}).get("release", ""))
+        if d.status == DeliveryStatus.SENT.value and d.sent_at is not None:
+            first_sent[d.person_id] = min(first_sent.get(d.person_id, d.sent_at), d.sent_at)
+    return reasons, first_sent
 
 
 def late_launches(session: Session, now: datetime, ctx: LaunchContext) -> list[str]:

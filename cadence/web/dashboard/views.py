@@ -12,10 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadence.launches.cascade import LaunchContext, get_launch, launch_occurrence, plan
+from cadence.launches.status import released_and_sent
 from cadence.store.models import (
     Acknowledgement,
-    Delivery,
-    DeliveryStatus,
 )
 from cadence.web.charts import (
     HeatCell,
@@ -46,15 +45,7 @@ def launch_releases(
     message, launch = get_launch(session, message_id)
     timeline = plan(session, message, launch, ctx)
     root = launch_occurrence(session, message_id)
-    first_sent: dict[int, datetime] = {}
-    reasons: dict[int, str] = {}
-    for delivery in session.scalars(
-        select(Delivery).where(Delivery.occurrence_id == root.id).order_by(Delivery.id)
-    ):
-        reasons.setdefault(delivery.person_id, (delivery.payload or {}).get("release", ""))
-        if delivery.status == DeliveryStatus.SENT.value and delivery.sent_at is not None:
-            earlier = first_sent.get(delivery.person_id, delivery.sent_at)
-            first_sent[delivery.person_id] = min(earlier, delivery.sent_at)
+    reasons, first_sent = released_and_sent(session, root.id)
     acked: dict[int, datetime] = {}
     for person_id, at in session.execute(
         select(Acknowledgement.person_id, Acknowledgement.created_at)
