@@ -105,7 +105,7 @@ def test_a_plan_made_round_the_clock_previewed_in_office_hours_is_marked_late_an
     # Tuesday 09:00 for the head, two minutes a tier, then fan-out, lead and margin.
     assert found["earliest_customer_at"] == "2026-03-03T09:12:00+00:00"
     assert "12 sends would reach people after 2026-03-02T21:57+00:00" in shown.err
-    assert "the earliest customer time that works is 2026-03-03T09:12:00+00:00" in shown.err
+    assert "the earliest customer time that works is 2026-03-03T09:12+00:00" in shown.err
 
     table = _preview(cli, launch_id)
     assert table.code == 2
@@ -116,8 +116,9 @@ def test_a_plan_made_round_the_clock_previewed_in_office_hours_is_marked_late_an
 
     csv_out = _preview(cli, launch_id, "--format", "csv")
     assert csv_out.code == 2
-    assert csv_out.out.splitlines()[0] == "tier,when,person,gets,team_released_by,late"
-    assert csv_out.out.splitlines()[1].endswith(",True")
+    header, first = csv_out.out.splitlines()[:2]
+    assert header == "tier,when,person,zone,gets,team_released_by,late,after_customers"
+    assert first.endswith(",True,True") and first.startswith("1,2026-03-03T09:00:00+00:00,")
 
 
 def test_the_preview_under_the_running_processes_settings_is_their_plan_and_exits_0(

@@ -155,6 +155,11 @@ def show(
     _print_fields(row, fmt)
 
 
+PREVIEW_TABLE = ["tier", "when", "person", "gets", "team_released_by", "late"]
+PREVIEW_CSV = ["tier", "when", "person", "zone", "gets", "team_released_by", "late",
+               "after_customers"]  # fmt: skip
+
+
 @launch_app.command("preview")
 def preview(
     ctx: typer.Context,
@@ -174,7 +179,7 @@ def preview(
         rows = [_preview_row(send, fmt) for send in found["sends"]]
         if fmt is Format.table:
             typer.echo(_preview_heading(found))
-        emit(rows, ["tier", "when", "person", "gets", "team_released_by", "late"], fmt)
+        emit(rows, PREVIEW_TABLE if fmt is Format.table else PREVIEW_CSV, fmt)
         if fmt is Format.table:
             typer.echo(_preview_summary(found))
     if found["late_count"]:
@@ -225,8 +230,8 @@ def _late_sentence(found: dict[str, Any]) -> str:
         f"{_minutes(found['everyone_by'])}, "
         f"{found['after_customers_count']} of them after customers hear"
     )
-    if found["earliest_customer_at"]:
-        sentence += f"; the earliest customer time that works is {found['earliest_customer_at']}"
+    if earliest := found["earliest_customer_at"]:
+        sentence += f"; the earliest customer time that works is {_minutes(earliest)}"
     return sentence
 
 
