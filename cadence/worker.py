@@ -29,7 +29,7 @@ from cadence.delivery.channels.base import Channel
 from cadence.delivery.channels.registry import make_channel
 from cadence.delivery.dispatch import DispatchPolicy, Enqueue, tick
 from cadence.delivery.sending import SendPolicy, send_batch
-from cadence.planning.followups import WorkingHours
+from cadence.launches.cascade import context_from
 from cadence.runtime import Runtime
 from cadence.store.db import session_scope
 
@@ -45,6 +45,7 @@ NODENAME_PREFIX = "cadence@"
 
 
 def policy_from(settings: Settings) -> DispatchPolicy:
+    launch = context_from(settings)  # previews and the dashboard plan launches with the same
     return DispatchPolicy(
         org_zone=settings.timezone,
         horizon=timedelta(hours=settings.plan_horizon_hours),
@@ -54,10 +55,8 @@ def policy_from(settings: Settings) -> DispatchPolicy:
         remind_after_hours=settings.remind_after_hours,
         max_reminders=settings.max_reminders,
         escalate=settings.escalate,
-        send_rate_per_minute=settings.slack_rate_per_minute,
-        working_hours=WorkingHours.parse(
-            settings.work_start, settings.work_end, settings.work_days
-        ),
+        send_rate_per_minute=launch.rate_per_minute,
+        working_hours=launch.hours,
     )
 
 

@@ -367,7 +367,7 @@ def test_a_launch_too_close_to_its_customer_time_is_refused(api: Api, org: Org) 
     assert refused.status_code == 422, refused.text
     answer = refused.json()
     assert answer["detail"] == "launch refused: staff would not all have it before customers"
-    assert answer["problems"][0].startswith("tier 0: 1 person would have it after")
+    assert answer["problems"][0].startswith("tier 1: 1 person would have it after")
     assert "lead_a@example.com (UTC)" in answer["problems"][0]
     assert answer["problems"][-1].startswith("earliest customer time that works: ")
     assert accepted.status_code == 201, accepted.text

@@ -102,9 +102,10 @@ def test_a_launch_two_hours_away_is_refused_naming_the_tiers_and_a_time_that_wor
     assert {r.tier for r in timeline.misses} == {0, 1, 2}
     lines = problems(timeline)
     assert len(lines) == 4
-    tier_2 = next(line for line in lines if line.startswith("tier 2:"))
-    assert "4 people" in tier_2
-    assert all(f"p{pid}@example.com ({LONDON})" in tier_2 for pid in (4, 5, 6, 7))
+    # Shown as people count tiers, as the dashboard does: the top of the cascade is tier 1.
+    tier_3 = next(line for line in lines if line.startswith("tier 3:"))
+    assert "4 people" in tier_3
+    assert all(f"p{pid}@example.com ({LONDON})" in tier_3 for pid in (4, 5, 6, 7))
     # Head Monday 09:00, leaders Tuesday, staff Wednesday, then fan-out, lead and margin.
     earliest = datetime(2026, 3, 5, 10, 1, tzinfo=UTC)
     assert timeline.earliest_customer_at == earliest
@@ -116,10 +117,10 @@ def test_problems_names_at_most_five_people_per_tier() -> None:
     members = [person(1, None)] + [person(pid, 1) for pid in range(2, 12)]
     timeline = plan_timeline(members, MONDAY_9 + timedelta(hours=2), MONDAY_9, POLICY)
 
-    tier_1 = next(line for line in problems(timeline) if line.startswith("tier 1:"))
-    assert "10 people" in tier_1
-    assert tier_1.count("@example.com") == 5
-    assert tier_1.endswith("and 5 more")
+    tier_2 = next(line for line in problems(timeline) if line.startswith("tier 2:"))
+    assert "10 people" in tier_2
+    assert tier_2.count("@example.com") == 5
+    assert tier_2.endswith("and 5 more")
 
 
 def test_the_earliest_customer_time_is_itself_feasible() -> None:
@@ -190,7 +191,7 @@ def test_fan_out_of_a_large_audience_is_part_of_the_timeline() -> None:
     slow = plan_timeline(members, customer, MONDAY_9, TimelinePolicy(rate_per_minute=60))
     assert slow.fanout > timedelta(hours=27)
     assert not slow.ok
-    assert any(line.startswith("tier 2: 99900 people") for line in problems(slow))
+    assert any(line.startswith("tier 3: 99900 people") for line in problems(slow))
 
     fast = plan_timeline(members, customer, MONDAY_9, TimelinePolicy(rate_per_minute=6_000))
     assert fast.fanout < timedelta(minutes=17)

@@ -178,7 +178,7 @@ def test_launch_too_close_is_refused_naming_who_misses(
         add_launch(session, spec(customer_at=MONDAY_8 + timedelta(hours=30)), MONDAY_8,
                    ctx(settings))  # fmt: skip
     text = str(refused.value)
-    assert "tier 2" in text and "l1s1@example.com" in text
+    assert "tier 3" in text and "l1s1@example.com" in text
     assert "earliest customer time that works" in text
     result = cli(
         "launch", "add", "--title", "Too soon", "--body", "x", "--customer-copy", "y",
@@ -272,8 +272,10 @@ def test_launch_verbs_through_the_cli(session: Session, cli: Callable[..., CliRe
     )  # fmt: skip
     assert added.code == 0, added
     launch_id = str(json.loads(added.out)[0]["id"])
-    preview = json.loads(cli("launch", "preview", launch_id, "--format", "json").out)
-    assert {r["tier"] for r in preview} == {0, 1, 2}
+    shown = cli("launch", "preview", launch_id, "--format", "json")
+    assert shown.code == 0, shown
+    preview = json.loads(shown.out)["sends"]
+    assert {r["tier"] for r in preview} == {1, 2, 3}
     syd = next(r for r in preview if r["person"] == "syd@example.com")
     local = datetime.fromisoformat(syd["when"])
     assert local.utcoffset() in (timedelta(hours=10), timedelta(hours=11))

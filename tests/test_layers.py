@@ -2,7 +2,7 @@
 
 web, cli, worker and bench on top; then delivery and figures; then the domain packages
 (directory, access, messages, launches, answers); then planning, store, config and runtime;
-errors, clock and rendering at the bottom. The domain never imports channels' libraries,
+errors, clock, units and rendering at the bottom. The domain never imports channels' libraries,
 Celery, FastAPI or the CLI's.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import cadence
 
 LEVELS = {
-    "errors": 0, "inputs": 0, "clock": 0, "rendering": 0, "__init__": 0,
+    "errors": 0, "inputs": 0, "clock": 0, "rendering": 0, "units": 0, "__init__": 0,
     "config": 1, "runtime": 1, "store": 1, "planning": 1,
     "directory": 2, "access": 2, "messages": 2, "launches": 2, "answers": 2,
     "delivery": 3, "figures": 3,

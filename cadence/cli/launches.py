@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,13 @@ from cadence.launches.cascade import (
     context_from,
     get_launch,
     parse_customer_time,
-    plan,
 )
 from cadence.launches.changes import LaunchEdit, cancel_launch, edit_launch, set_note
+from cadence.launches.preview import launch_preview
 from cadence.launches.status import launch_status
 from cadence.planning.recurrence import zone
 from cadence.store.models import Launch, Message
+from cadence.units import duration
 
 launch_app = typer.Typer(
     help="Launches: staff hear it before customers, through their leaders first.",
@@ -153,38 +155,84 @@ def show(
     _print_fields(row, fmt)
 
 
+PREVIEW_TABLE = ["tier", "when", "person", "gets", "team_released_by", "late"]
+PREVIEW_CSV = ["tier", "when", "person", "zone", "gets", "team_released_by", "late",
+               "after_customers"]  # fmt: skip
+
+
 @launch_app.command("preview")
 def preview(
     ctx: typer.Context,
     launch_id: int = typer.Argument(..., parser=id_value, metavar="LAUNCH"),
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
-    """The timeline: who gets it when (in their own zone), and in which tier."""
+    """The timeline: who gets it when (in their own zone), in which tier, and who too late.
+
+    Planned with this installation's settings, as the worker releases it; exit 2 when any
+    send would be late."""
     rt = runtime(ctx)
     with db_session(ctx) as session:
-        message, launch = get_launch(session, launch_id)
-        timeline = plan(session, message, launch, context_from(rt.settings))
-    rows = [
-        {
-            "tier": r.tier,
-            "when": r.release_at.astimezone(zone(r.zone)).isoformat(timespec="minutes"),
-            "person": r.email,
-            "gets": "leader briefing" if r.briefing else "message",
-            "team_released_by": (
-                r.deadline.astimezone(zone(r.zone)).isoformat(timespec="minutes")
-                if r.deadline
-                else ""
-            ),
-        }
-        for r in timeline.releases
-    ]
-    if fmt is Format.table:
-        typer.echo(
-            f"everyone by {timeline.everyone_by.isoformat(timespec='minutes')} "
-            f"(customers {timeline.customer_at.isoformat(timespec='minutes')}); "
-            f"fan-out takes {timeline.fanout}"
-        )
-    emit(rows, ["tier", "when", "person", "gets", "team_released_by"], fmt)
+        found = launch_preview(session, launch_id, context_from(rt.settings))
+    if fmt is Format.json:
+        typer.echo(json.dumps(found, indent=2))
+    else:
+        rows = [_preview_row(send, fmt) for send in found["sends"]]
+        if fmt is Format.table:
+            typer.echo(_preview_heading(found))
+        emit(rows, PREVIEW_TABLE if fmt is Format.table else PREVIEW_CSV, fmt)
+        if fmt is Format.table:
+            typer.echo(_preview_summary(found))
+    if found["late_count"]:
+        typer.echo(f"error: {_late_sentence(found)}", err=True)
+        raise typer.Exit(2)
+
+
+def _minutes(moment: str | None) -> str:
+    """An ISO time from the preview, to the minute, for a table."""
+    return "" if moment is None else datetime.fromisoformat(moment).isoformat(timespec="minutes")
+
+
+def _preview_row(send: dict[str, Any], fmt: Format) -> dict[str, Any]:
+    if fmt is Format.csv:  # exact values, as in JSON
+        return {**send, "team_released_by": send["team_released_by"] or ""}
+    mark = "after customers" if send["after_customers"] else "late" if send["late"] else ""
+    return {
+        **send,
+        "when": _minutes(send["when"]),
+        "team_released_by": _minutes(send["team_released_by"]),
+        "late": mark,
+    }
+
+
+def _preview_heading(found: dict[str, Any]) -> str:
+    return (
+        f"customers hear {_minutes(found['customer_at'])}; everyone must have it by "
+        f"{_minutes(found['everyone_by'])} (lead {found['lead_hours']:g} h, margin "
+        f"{found['margin_minutes']:g} min); fan-out takes {duration(found['fanout_seconds'])} "
+        f"at {found['rate_per_minute']:g} a minute; working hours "
+        f"{found['working_hours']} in each person's zone"
+    )
+
+
+def _preview_summary(found: dict[str, Any]) -> str:
+    if not found["late_count"]:
+        return f"all {found['sends_count']} sends reach people in time"
+    return (
+        f"{found['late_count']} of {found['sends_count']} sends late "
+        f"({found['after_customers_count']} after customers)"
+    )
+
+
+def _late_sentence(found: dict[str, Any]) -> str:
+    count = found["late_count"]
+    sentence = (
+        f"{count} {'send' if count == 1 else 'sends'} would reach people after "
+        f"{_minutes(found['everyone_by'])}, "
+        f"{found['after_customers_count']} of them after customers hear"
+    )
+    if earliest := found["earliest_customer_at"]:
+        sentence += f"; the earliest customer time that works is {_minutes(earliest)}"
+    return sentence
 
 
 @launch_app.command("edit")

@@ -171,6 +171,10 @@ def demo(
         typer.echo(f"added {message.kind} message {message.id}: {message.title!r}")
     for line in seeded.notes:
         typer.echo(line)
+    # Settings live in this process's environment: a command in another shell plans
+    # launches with its own unless it is given the same.
+    same = " ".join(f"{name}={os.environ[name]}" for name in DEMO_ENVIRONMENT if "_WORK_" in name)
+    typer.echo(f"other shells see the demo's plans with: export {same}")
     base = rt.settings.base_url.rstrip("/")
     typer.echo(
         f"database: {rt.engine.url.render_as_string()}\n"

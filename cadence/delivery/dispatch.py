@@ -62,6 +62,11 @@ class DispatchPolicy:
         default_factory=lambda: WorkingHours.parse("09:00", "17:30", "mon,tue,wed,thu,fri")
     )
 
+    @property
+    def launch_context(self) -> LaunchContext:
+        """What launches are released with: the same as previews and the dashboard plan with."""
+        return LaunchContext(self.org_zone, self.send_rate_per_minute, self.working_hours)
+
 
 @dataclass
 class TickReport:
@@ -83,11 +88,7 @@ def tick(
     """One beat of the dispatcher. Safe to run concurrently with itself."""
     report = TickReport()
     report.planned = plan(sessions, now, policy.horizon, policy.org_zone)
-    released = release_due(
-        sessions,
-        now,
-        LaunchContext(policy.org_zone, policy.send_rate_per_minute, policy.working_hours),
-    )
+    released = release_due(sessions, now, policy.launch_context)
     report.launch_releases = sum(released.released.values())
     release_stale_claims(sessions, policy, now)
     for occurrence_id, message_id in claim_due(sessions, policy, now):

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from cadence.errors import InputError
 from cadence.planning.followups import WorkingHours
 from cadence.planning.recurrence import place, zone
+from cadence.units import duration
 
 DEFAULT_HOURS = WorkingHours.parse("09:00", "17:30", "mon,tue,wed,thu,fri")
 MINUTE = timedelta(minutes=1)
@@ -65,11 +66,16 @@ class Release:
     email: str
     name: str
     zone: str
-    tier: int  # 0: top of the cascade (no manager in the audience)
+    tier: int  # 0: top of the cascade (no manager in the audience); shown as `tier_number`
     briefing: bool  # has direct reports in the audience, so gets a leader briefing
     manager_id: int | None  # their manager if that manager is in the audience
     release_at: datetime
     deadline: datetime | None  # a leader's: their people are released then if they stay silent
+
+    @property
+    def tier_number(self) -> int:
+        """The tier as people count it, everywhere it is shown: the top of the cascade is 1."""
+        return self.tier + 1
 
 
 @dataclass(frozen=True)
@@ -326,13 +332,6 @@ def plan_timeline(
     )
 
 
-def _duration(span: timedelta) -> str:
-    minutes = math.ceil(span.total_seconds() / 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    return f"{days}d {hours}h {mins:02d}m" if days else f"{hours}h {mins:02d}m"
-
-
 def problems(timeline: Timeline) -> list[str]:
     """Why a launch is refused: one line per tier that misses, then a customer time that works.
 
@@ -352,9 +351,9 @@ def problems(timeline: Timeline) -> list[str]:
         more = len(missing) - SHOWN_PER_TIER
         people = "person" if len(missing) == 1 else "people"
         lines.append(
-            f"tier {tier}: {len(missing)} {people} would have it after "
-            f"{timeline.everyone_by.isoformat()}, up to {_duration(late)} late: {shown}"
-            + (f" and {more} more" if more > 0 else "")
+            f"tier {missing[0].tier_number}: {len(missing)} {people} would have it after "
+            f"{timeline.everyone_by.isoformat()}, up to {duration(late.total_seconds())} late: "
+            f"{shown}" + (f" and {more} more" if more > 0 else "")
         )
     if timeline.earliest_customer_at is not None:
         lines.append(

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from cadence.clock import utcnow
 from cadence.figures import csv_safe
+from cadence.units import duration
 
 # ---------------------------------------------------------------------------------------
 # Presenting values: times in the organisation's zone, shares as percentages
@@ -61,20 +62,7 @@ def _percent(value: Any) -> str:
 
 
 def _duration(seconds: Any) -> str:
-    """Seconds as a person reads them: the two largest units are plenty."""
-    if seconds is None:
-        return "\u2013"
-    total = round(float(seconds))
-    if total < 60:
-        return f"{total}s"
-    minutes = total // 60
-    if minutes < 60:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h" if hours else f"{days}d"
+    return "\u2013" if seconds is None else duration(float(seconds))
 
 
 def _number(value: Any) -> str:

@@ -72,7 +72,7 @@ def launch_releases(
             {
                 "person": release.email,
                 "name": release.name,
-                "tier": release.tier + 1,
+                "tier": release.tier_number,
                 "role": "leader briefing" if release.briefing else "staff",
                 "planned_at": release.release_at,
                 "deadline": release.deadline,
