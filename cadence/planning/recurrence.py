@@ -13,7 +13,7 @@ zone by the rule RFC 5545 section 3.3.5 gives for local times:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -97,7 +97,10 @@ def parse_wall_time(text: str) -> time:
 
 @dataclass(frozen=True)
 class Recurrence:
-    """One occurrence of a rule: its repetition number, wall-clock time, and instant."""
+    """One occurrence of a rule: its repetition number, wall-clock time, and instant.
+
+    The repetition number is the index of the rule's turn counted from DTSTART in wall-clock
+    time, so a turn has the same number (and so the same wording) in every zone."""
 
     sequence: int
     local: datetime
@@ -119,21 +122,38 @@ def expand(
     counts from the start, so variants rotate the same way however far ahead one plans);
     `end_date` is the last local day included.
     """
-    yielded = 0
+    found = expand_zones(rule, [tz], not_before=not_before, until=until, end_date=end_date)
+    for yielded, (_, rec) in enumerate(found, start=1):
+        yield rec
+        if limit is not None and yielded >= limit:
+            break
+
+
+def expand_zones(
+    rule: rrule,
+    zones: Sequence[ZoneInfo],
+    *,
+    not_before: datetime | None = None,
+    until: datetime | None = None,
+    end_date: date | None = None,
+) -> Iterator[tuple[ZoneInfo, Recurrence]]:
+    """Each turn of `rule`, numbered once from its start, placed in each of `zones` (turn
+    by turn, zones in the order given), within the bounds `expand` takes. Iterating the
+    rule once for all zones is what makes a turn one repetition everywhere."""
+    open_zones = list(zones)
     for sequence, local in enumerate(rule):
-        if sequence >= MAX_EXPANSION:
+        if sequence >= MAX_EXPANSION or not open_zones:
             break
         if end_date is not None and local.date() > end_date:
             break
-        at = place(local, tz)
-        if until is not None and at > until:
-            break
-        if not_before is not None and at < not_before:
-            continue
-        yield Recurrence(sequence, local, at)
-        yielded += 1
-        if limit is not None and yielded >= limit:
-            break
+        for tz in list(open_zones):
+            at = place(local, tz)
+            if until is not None and at > until:
+                open_zones.remove(tz)  # this zone's later turns are later still
+                continue
+            if not_before is not None and at < not_before:
+                continue
+            yield tz, Recurrence(sequence, local, at)
 
 
 def preview_lines(rule_text: str, start_text: str, zone_name: str, count: int) -> list[str]:
