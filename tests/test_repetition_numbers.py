@@ -261,3 +261,12 @@ def _history_at_0009(conn: Any, start: datetime = T) -> None:
             ),
             {"id": did, "o": oid, "p": pid, "t": t + timedelta(days=did)},
         )
+    if conn.dialect.name == "postgresql":
+        # Rows were given their ids: the next ones written must not take them again.
+        for table in ("people", "messages", "cadences", "occurrences", "deliveries"):
+            conn.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT MAX(id) FROM {table}))"
+                )
+            )
