@@ -156,6 +156,11 @@ PER_ZONE = [
     (8, 2, "cadence", None, 0, 5, "UTC", T + timedelta(days=2)),
     (9, 2, "cadence", None, 0, 7, "Asia/Tokyo", T + timedelta(days=2)),
     (10, 2, "cadence", None, 0, 8, "UTC", T + timedelta(days=9)),
+    (11, 3, "cadence", None, 0, 4, "UTC", T),
+    (12, 3, "cadence", None, 0, 4, "Asia/Tokyo", T),
+    # Each zone counted from 0, from turns of its own: two turns with one number.
+    (13, 4, "cadence", None, 0, 0, "UTC", T),
+    (14, 4, "cadence", None, 0, 0, "Asia/Tokyo", T + timedelta(days=7)),
 ]
 
 
@@ -172,7 +177,12 @@ def test_migration_gives_each_turn_one_number(engine: Engine, cli: Cli) -> None:
     # Message 1 has a weekly rule from 2 March: its turns are numbered from the rule's
     # start, as the planner numbers them. Message 2's rule does not give its times, so its
     # turns are ranked from 0. The reminder follows its occurrence; the test send is kept.
-    assert numbers == {1: 0, 2: 1, 3: 0, 4: 1, 5: 1, 6: 1, 7: -1, 8: 0, 9: 0, 10: 1}
+    # Message 3's one turn has one number already, and keeps it; message 4's two turns
+    # had one number, and now have one each.
+    assert numbers == {
+        **{1: 0, 2: 1, 3: 0, 4: 1, 5: 1, 6: 1, 7: -1, 8: 0, 9: 0, 10: 1},
+        **{11: 4, 12: 4, 13: 0, 14: 1},
+    }
     # Figures read the new numbers: one row per turn with everyone sent it.
     result = cli("report", "--message", "1", "--by", "repetition", "--format", "json")
     assert result.code == 0, result.err
@@ -224,7 +234,7 @@ def _history_at_0009(conn: Any, start: datetime = T) -> None:
             ),
             {"id": pid, "email": f"p{pid}@example.com", "name": f"P{pid}", "zone": zone, "t": t},
         )
-    for mid in (1, 2):
+    for mid in (1, 2, 3, 4):
         conn.execute(
             text(
                 "INSERT INTO messages (id, kind, title, body, status, audience, channels, "

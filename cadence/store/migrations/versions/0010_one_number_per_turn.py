@@ -9,7 +9,8 @@ Occurrences whose zones numbered their turns apart are renumbered here. A cadenc
 occurrence's wall-clock time (`local_time`) is the turn it sends, so the occurrences of one
 message with the same wall-clock time get one number: the index of that turn counted from
 the rule's start, which is the number the planner gives the turns it plans next (so a
-re-plan finds the turns already planned and never plans them twice). Where the rule no
+re-plan finds the turns already planned and never plans them twice). A message whose
+turns each have one number already is left as it is. Where the rule no
 longer reads, or a wall-clock time is not one of its turns, the message's turns are
 numbered by rank of their wall-clock time from 0 instead. Reminders, escalations and
 re-acknowledgement sends take the number of the occurrence they follow up. Figure
@@ -66,6 +67,9 @@ def _renumber(
         {"m": message_id},
     ).all()
     turns = sorted({_naive(local) for _, _, local, _ in rows})
+    pairs = {(_naive(local), seq) for _, _, local, seq in rows}
+    if len(pairs) == len(turns) == len({seq for _, seq in pairs}):
+        return  # one number per turn and one turn per number: the planner's, left as it is
     number = _rule_indices(rule, start, turns) or {t: i for i, t in enumerate(turns)}
     wanted = {oid: number[_naive(local)] for oid, _, local, _ in rows}
     if len({(zone, wanted[oid]) for oid, zone, _, _ in rows}) < len(rows):
@@ -74,8 +78,6 @@ def _renumber(
         log.warning(
             "message %s: two occurrences of one turn in one zone; not renumbered", message_id
         )
-        return
-    if all(wanted[oid] == seq for oid, _, _, seq in rows):
         return
     follow_ups = conn.execute(
         sa.text(
