@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 from alembic import command
 from sqlalchemy import Engine, select, text
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from cadence.delivery.dispatch import tick
 from cadence.messages.preview import upcoming_sends
+from cadence.planning.recurrence import expand_zones, parse_rule, place, zone
 from cadence.runtime import Runtime
 from cadence.store.db import _alembic_config, upgrade
 from cadence.store.models import Delivery, Message, Occurrence
@@ -226,13 +228,13 @@ def test_migration_keeps_the_planner_from_planning_a_turn_twice(
 
 def _history_at_0009(conn: Any, start: datetime = T) -> None:
     t = datetime(2026, 3, 1, tzinfo=UTC)
-    for pid, zone in enumerate(("Europe/London", "Australia/Sydney", "America/New_York"), 1):
+    for pid, name in enumerate(("Europe/London", "Australia/Sydney", "America/New_York"), 1):
         conn.execute(
             text(
                 "INSERT INTO people (id, email, name, timezone, active, created_at, "
                 "updated_at) VALUES (:id, :email, :name, :zone, true, :t, :t)"
             ),
-            {"id": pid, "email": f"p{pid}@example.com", "name": f"P{pid}", "zone": zone, "t": t},
+            {"id": pid, "email": f"p{pid}@example.com", "name": f"P{pid}", "zone": name, "t": t},
         )
     for mid in (1, 2, 3, 4):
         conn.execute(
@@ -251,7 +253,7 @@ def _history_at_0009(conn: Any, start: datetime = T) -> None:
         ),
         {"s": start},
     )
-    for oid, mid, purpose, parent, follow_up, sequence, zone, local in PER_ZONE:
+    for oid, mid, purpose, parent, follow_up, sequence, where, local in PER_ZONE:
         conn.execute(
             text(
                 "INSERT INTO occurrences (id, message_id, purpose, parent_id, follow_up, "
@@ -259,7 +261,7 @@ def _history_at_0009(conn: Any, start: datetime = T) -> None:
                 ":f, :s, :z, :local, :due, 'dispatched')"
             ),
             {"id": oid, "m": mid, "p": purpose, "parent": parent, "f": follow_up,
-             "s": sequence, "z": zone, "local": local, "due": local.replace(tzinfo=UTC)},
+             "s": sequence, "z": where, "local": local, "due": local.replace(tzinfo=UTC)},
         )  # fmt: skip
     # Everyone of a zone was sent its occurrences of message 1.
     for did, (oid, pid) in enumerate(((1, 1), (2, 1), (3, 2), (4, 2), (5, 3)), start=1):
@@ -280,3 +282,27 @@ def _history_at_0009(conn: Any, start: datetime = T) -> None:
                     f"(SELECT MAX(id) FROM {table}))"
                 )
             )
+
+
+def test_expanding_once_for_every_zone_places_each_turn_as_one_zone_would() -> None:
+    """The rule read once for all zones gives each zone what reading it for that zone
+    alone gives, across daylight-saving changes, with each turn's one number."""
+    names = [*sorted(available_timezones())[::7], *ZONES, "America/New_York", "America/Santiago"]
+    zones = [zone(name) for name in sorted(set(names))]
+    rule = parse_rule("FREQ=DAILY;BYHOUR=2,9;BYMINUTE=30", datetime(2026, 1, 1, 0, 0))
+    not_before = datetime(2026, 3, 7, tzinfo=UTC)
+    until = not_before + timedelta(days=5)  # spans the US and Chilean changes
+
+    def one_zone(tz: ZoneInfo) -> list[tuple[str, int, datetime]]:
+        found = []
+        for sequence, local in enumerate(rule):
+            at = place(local, tz)
+            if at > until:
+                break
+            if at >= not_before:
+                found.append((tz.key, sequence, at))
+        return found
+
+    expected = sorted(row for tz in zones for row in one_zone(tz))
+    got = expand_zones(rule, zones, not_before=not_before, until=until)
+    assert sorted((tz.key, r.sequence, r.at) for tz, r in got) == expected

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rrule
@@ -28,6 +28,7 @@ from cadence.planning.rule_checks import RuleError, checked_rule, read_parts
 # over ten years stays below this.
 MAX_EXPANSION = 6_000_000
 FIRST_YEAR, LAST_YEAR = 1900, 2999
+ZONE_SPREAD = timedelta(hours=16)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -141,11 +142,20 @@ def expand_zones(
     by turn, zones in the order given), within the bounds `expand` takes. Iterating the
     rule once for all zones is what makes a turn one repetition everywhere."""
     open_zones = list(zones)
+    # A wall-clock time this far before `not_before` is before it in every zone (offsets
+    # run from -12 to +14 hours, and a gap moves a time on by at most two): not placed.
+    skip_before = (
+        None
+        if not_before is None
+        else not_before.astimezone(UTC).replace(tzinfo=None) - ZONE_SPREAD
+    )
     for sequence, local in enumerate(rule):
         if sequence >= MAX_EXPANSION or not open_zones:
             break
         if end_date is not None and local.date() > end_date:
             break
+        if skip_before is not None and local < skip_before:
+            continue
         for tz in list(open_zones):
             at = place(local, tz)
             if until is not None and at > until:
