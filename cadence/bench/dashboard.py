@@ -248,7 +248,11 @@ def _refresh(rt: Runtime, now: datetime) -> dict[str, Any]:
     the summaries take to catch up with it (what a beat tick does after a fan-out)."""
     with session_scope(rt.sessions) as session:
         message_id = session.scalar(select(Message.id).order_by(Message.id))
-        last = session.scalar(select(func.max(Occurrence.sequence)))
+        last = session.scalar(
+            select(func.max(Occurrence.sequence)).where(
+                Occurrence.message_id == message_id, Occurrence.purpose == "cadence"
+            )
+        )
         occurrence = Occurrence(message_id=message_id, purpose="cadence",
                                 sequence=(last or 0) + 1, zone="UTC",
                                 local_time=now.replace(tzinfo=None), due_at=now,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cadence.directory.audience import Audience, audience_zones
 from cadence.messages.attention import isolated, planning_failed_recently
-from cadence.planning.recurrence import expand, parse_rule, zone
+from cadence.planning.recurrence import expand_zones, parse_rule, zone
 from cadence.store.bulk import insert_ignoring_duplicates
 from cadence.store.db import session_scope
 from cadence.store.models import (
@@ -69,21 +69,24 @@ def plan_cadence(
     # Continue where the last plan ended; a fresh plan starts now, never in the past.
     not_before = now if cadence.planned_until is None else min(cadence.planned_until, now)
     rule = parse_rule(cadence.rrule, cadence.start_local)
-    rows = []
-    for zone_name in zones:
-        for rec in expand(
-            rule, zone(zone_name), not_before=not_before, until=until, end_date=cadence.end_date
-        ):
-            rows.append(
-                {
-                    "message_id": message.id,
-                    "sequence": rec.sequence,
-                    "zone": zone_name,
-                    "local_time": rec.local,
-                    "due_at": rec.at,
-                    "status": OccurrenceStatus.PLANNED.value,
-                }
-            )
+    # The rule is expanded once for every zone: each turn keeps its one number everywhere.
+    rows = [
+        {
+            "message_id": message.id,
+            "sequence": rec.sequence,
+            "zone": tz.key,
+            "local_time": rec.local,
+            "due_at": rec.at,
+            "status": OccurrenceStatus.PLANNED.value,
+        }
+        for tz, rec in expand_zones(
+            rule,
+            [zone(name) for name in zones],
+            not_before=not_before,
+            until=until,
+            end_date=cadence.end_date,
+        )
+    ]
     created = insert_ignoring_duplicates(session, Occurrence, rows)
     cadence.planned_until = until
     return created

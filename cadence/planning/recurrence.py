@@ -13,9 +13,9 @@ zone by the rule RFC 5545 section 3.3.5 gives for local times:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rrule
@@ -29,6 +29,7 @@ from cadence.planning.rule_search import BoundedRule
 # over ten years stays below this.
 MAX_EXPANSION = 6_000_000
 FIRST_YEAR, LAST_YEAR = 1900, 2999
+ZONE_SPREAD = timedelta(hours=16)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -109,7 +110,10 @@ def parse_wall_time(text: str) -> time:
 
 @dataclass(frozen=True)
 class Recurrence:
-    """One occurrence of a rule: its repetition number, wall-clock time, and instant."""
+    """One occurrence of a rule: its repetition number, wall-clock time, and instant.
+
+    The repetition number is the index of the rule's turn counted from DTSTART in wall-clock
+    time, so a turn has the same number (and so the same wording) in every zone."""
 
     sequence: int
     local: datetime
@@ -132,24 +136,50 @@ def expand(
     `end_date` is the last local day included. A rule's UTC `UNTIL` is the same instant
     in every zone: the last send anywhere is at or before it.
     """
+    found = expand_zones(rule, [tz], not_before=not_before, until=until, end_date=end_date)
+    for yielded, (_, rec) in enumerate(found, start=1):
+        yield rec
+        if limit is not None and yielded >= limit:
+            break
+
+
+def expand_zones(
+    rule: rrule,
+    zones: Sequence[ZoneInfo],
+    *,
+    not_before: datetime | None = None,
+    until: datetime | None = None,
+    end_date: date | None = None,
+) -> Iterator[tuple[ZoneInfo, Recurrence]]:
+    """Each turn of `rule`, numbered once from its start, placed in each of `zones` (turn
+    by turn, zones in the order given), within the bounds `expand` takes. Iterating the
+    rule once for all zones is what makes a turn one repetition everywhere."""
     instant = rule.until_instant if isinstance(rule, BoundedRule) else None
     if instant is not None:
         until = instant if until is None else min(until, instant)
-    yielded = 0
+    open_zones = list(zones)
+    # A wall-clock time this far before `not_before` is before it in every zone (offsets
+    # run from -12 to +14 hours, and a gap moves a time on by at most two): not placed.
+    skip_before = (
+        None
+        if not_before is None
+        else not_before.astimezone(UTC).replace(tzinfo=None) - ZONE_SPREAD
+    )
     for sequence, local in enumerate(rule):
-        if sequence >= MAX_EXPANSION:
+        if sequence >= MAX_EXPANSION or not open_zones:
             break
         if end_date is not None and local.date() > end_date:
             break
-        at = place(local, tz)
-        if until is not None and at > until:
-            break
-        if not_before is not None and at < not_before:
+        if skip_before is not None and local < skip_before:
             continue
-        yield Recurrence(sequence, local, at)
-        yielded += 1
-        if limit is not None and yielded >= limit:
-            break
+        for tz in list(open_zones):
+            at = place(local, tz)
+            if until is not None and at > until:
+                open_zones.remove(tz)  # this zone's later turns are later still
+                continue
+            if not_before is not None and at < not_before:
+                continue
+            yield tz, Recurrence(sequence, local, at)
 
 
 def preview_lines(rule_text: str, start_text: str, zone_name: str, count: int) -> list[str]:
