@@ -76,10 +76,12 @@ def test_sent_repetitions_come_first_and_upcoming_apart(live: Live) -> None:
             ("1", "dispatched", "7"),
         ]
         upcoming = parse_csv(client.get(path, params={"format": "csv", "table": "upcoming"}))
-        assert [(r["zone"], r["repetition"], r["next_local"]) for r in upcoming] == [
-            ("Asia/Tokyo", "3", "Mon 16 Mar 2026, 09:00"),
-            ("UTC", "3", "Mon 16 Mar 2026, 09:00"),
-            ("America/New_York", "3", "Mon 16 Mar 2026, 09:00"),
+        assert [
+            (r["zone"], r["repetition"], r["next_local"], r["more_planned"]) for r in upcoming
+        ] == [
+            ("Asia/Tokyo", "3", "Mon 16 Mar 2026, 09:00", "79"),
+            ("UTC", "3", "Mon 16 Mar 2026, 09:00", "79"),
+            ("America/New_York", "3", "Mon 16 Mar 2026, 09:00", "79"),
         ]
         assert [r["due_at"] for r in upcoming] == [
             "2026-03-16T00:00:00+00:00",
@@ -95,6 +97,19 @@ def test_sent_repetitions_come_first_and_upcoming_apart(live: Live) -> None:
             ("2", "0.1429"),
         ]
         assert "From 71% for repetition 1 to 14% for repetition 2" in page.text
+
+
+def test_a_leader_sees_the_next_sends_in_their_peoples_zones(live: Live, session: Session) -> None:
+    """Sends are planned per zone before anyone is assigned to them: a leader sees those
+    in the zones their people live in, and no others."""
+    live.org.people["a1"].timezone = "Asia/Tokyo"
+    session.commit()
+    with sign_in(live, "lead.a@example.com") as client:
+        path = f"/dashboard/messages/{live.org.everyone_id}"
+        upcoming = parse_csv(client.get(path, params={"format": "csv", "table": "upcoming"}))
+        sent = parse_csv(client.get(path, params={"format": "csv", "table": "occurrences"}))
+    assert [r["zone"] for r in upcoming] == ["Asia/Tokyo", "UTC"]
+    assert [(r["repetition"], r["planned"]) for r in sent] == [("2", "3"), ("1", "3")]
 
 
 def test_a_message_not_sent_yet_says_so_and_when_it_goes_out(live: Live, session: Session) -> None:

@@ -170,48 +170,64 @@ TIMELINE_LIMIT = 200
 
 
 def occurrence_story(
-    session: Session, message_id: int, filters: Filters, limit: int = TIMELINE_LIMIT
+    session: Session,
+    message_id: int,
+    filters: Filters,
+    limit: int = TIMELINE_LIMIT,
+    *,
+    default_zone: str = "UTC",
 ) -> dict[str, list[dict[str, Any]]]:
     """The message's occurrences told as its story, in the slice:
 
     - `sent`: those that fell due and were dealt with (sent, or skipped or cancelled),
-      newest first, at most `limit`, with the people planned, sent and acknowledged;
-    - `upcoming`: those still planned, soonest first, at most `limit`;
-    - `next_by_zone`: per zone, its next planned send and how many more are planned.
-
-    When the slice narrows people or the channel, only occurrences with someone planned in
-    it count."""
+      newest first, at most `limit`, with the people planned, sent and acknowledged (when
+      the slice narrows people or the channel, only those with someone planned in it);
+    - `next_by_zone`: per zone, its next planned send and how many more are planned
+      after it. People are only assigned when a send falls due, so a slice that narrows
+      people keeps the zones its active people live in (`default_zone` for those without
+      one of their own); a message in one fixed zone keeps its zone."""
+    message = _message(session, message_id)
     sl = Slice(session, replace(filters, message_id=message_id))
     narrowed = filters.narrows_people or filters.channel is not None
     sums = sl.sums({"occurrence": Occurrence.id})
     planned = Occurrence.status == OccurrenceStatus.PLANNED.value
-
-    def rows(*where: Any, newest_first: bool) -> list[dict[str, Any]]:
-        order = (
-            (Occurrence.due_at.desc(), Occurrence.id.desc())
-            if newest_first
-            else (Occurrence.due_at, Occurrence.id)
+    sent = []
+    for occurrence in session.scalars(
+        select(Occurrence)
+        .where(*sl.occurrence, ~planned)
+        .order_by(Occurrence.due_at.desc(), Occurrence.id.desc())
+    ):
+        counts = sums.get((occurrence.id,))
+        if narrowed and not (counts and counts["planned"]):
+            continue
+        sent.append(_timeline_row(occurrence, counts or {**_EMPTY, "first_sent": None}))
+        if len(sent) == limit:
+            break
+    zones: set[str] | None = None
+    fixed = message.cadence is not None and message.cadence.timezone is not None
+    if filters.narrows_people and not fixed:
+        zones = set(
+            session.scalars(
+                select(func.coalesce(Person.timezone, default_zone))
+                .where(Person.active.is_(True), *sl.people(Person.id))
+                .distinct()
+            )
         )
-        found = []
-        for occurrence in session.scalars(
-            select(Occurrence).where(*sl.occurrence, *where).order_by(*order)
-        ):
-            counts = sums.get((occurrence.id,))
-            if narrowed and not (counts and counts["planned"]):
-                continue
-            found.append(_timeline_row(occurrence, counts or {**_EMPTY, "first_sent": None}))
-            if len(found) == limit:
-                break
-        return found
-
-    upcoming = rows(planned, newest_first=False)
     by_zone: dict[str, dict[str, Any]] = {}
-    for row in upcoming:
-        zone = by_zone.setdefault(row["zone"], {**row, "more_planned": -1})
-        zone["more_planned"] += 1
+    for occurrence in session.scalars(
+        select(Occurrence).where(*sl.occurrence, planned).order_by(Occurrence.due_at, Occurrence.id)
+    ):
+        if zones is not None and occurrence.zone not in zones:
+            continue
+        if occurrence.zone in by_zone:
+            by_zone[occurrence.zone]["more_planned"] += 1
+        else:
+            by_zone[occurrence.zone] = {
+                **_timeline_row(occurrence, {**_EMPTY, "first_sent": None}),
+                "more_planned": 0,
+            }
     return {
-        "sent": rows(~planned, newest_first=True),
-        "upcoming": upcoming,
+        "sent": sent,
         "next_by_zone": sorted(by_zone.values(), key=lambda r: (r["due_at"], r["zone"])),
     }
 

@@ -186,8 +186,12 @@ def ack_curve_chart(
             y_labels=[0, 0.25, 0.5, 0.75, 1],
         )
     )
-    # Straight lines between bucket ends: the answers inside a bucket are spread over it.
-    chart.add("acknowledged", [(float(x) / axis.seconds, float(y)) for x, y in points])
+    # Straight lines between bucket ends (the answers inside a bucket are spread over it);
+    # the last share holds to the end of the axis.
+    scaled = [(float(x) / axis.seconds, float(y)) for x, y in points]
+    if scaled and scaled[-1][0] < axis.ticks[-1]:
+        scaled.append((float(axis.ticks[-1]), scaled[-1][1]))
+    chart.add("acknowledged", scaled)
     return _svg(chart, description)
 
 
@@ -210,6 +214,7 @@ def trend_chart(
             show_x_guides=False,
             show_y_guides=True,
             print_values=len(values) <= 16,
+            margin_right=36,
             x_labels_major_every=max(1, len(labels) // 12),
             show_minor_x_labels=len(labels) <= 24,
         )

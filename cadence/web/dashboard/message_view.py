@@ -24,8 +24,7 @@ NEXT_COLUMNS = [
     Column("repetition", "Repetition", "count"),
     Column("next_local", "Next send, local time"),
     Column("due_at", "Next send, here", "time"),
-    Column("planned", "People", "count"),
-    Column("more_planned", "Then planned", "count"),
+    Column("more_planned", "Planned after it", "count"),
 ]
 TREND_COLUMNS = [
     Column("repetition", "Repetition", "count"),
@@ -108,8 +107,8 @@ def message_story(
         upcoming,
         present,
         csv_for("upcoming"),
-        note="The next send in each zone, in the zone's own time and in the dashboard's; "
-        "then planned counts the further sends already planned there.",
+        note="The next send in each zone, in the zone's own time and in the dashboard's, "
+        "and how many more are planned there after it.",
         empty="Nothing more is planned.",
     )
     curve_note = "share of those sent, by time since they were sent it"

@@ -264,7 +264,9 @@ def router(deps: WebDeps) -> APIRouter:
                 head = overview(session, filters, now, launch_context=launch_ctx)
                 curve = ack_curve_since_sent(session, message_id, filters)
                 waiting = not_acknowledged(session, message_id, filters)
-                story = occurrence_story(session, message_id, filters)
+                story = occurrence_story(
+                    session, message_id, filters, default_zone=settings.timezone
+                )
                 core = message.kind == MessageKind.CORE.value
                 repeated = (
                     repetition(
@@ -348,7 +350,7 @@ def router(deps: WebDeps) -> APIRouter:
                 waiting=waiting_table,
                 attention=attention,
                 received=received,
-                extra_tables=tables[3:],
+                extra_tables=[t for t in tables[3:] if t is not told.trend_table],
                 as_of=present.when(now),
             )
 
