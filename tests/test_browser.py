@@ -19,10 +19,13 @@ from sqlalchemy.orm import Session
 
 from cadence.config import Settings
 from cadence.runtime import Runtime
+from cadence.store.models import Message
 from tests.test_dashboard import PASSWORD, Live, start
+from tests.test_message_page import plan_weeks
 
 CHROMIUM = os.environ.get("CADENCE_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = Path("/tmp/dashboard.png")
+MESSAGE_SCREENSHOT = Path("/tmp/dashboard-message.png")
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +151,41 @@ def test_signing_out_ends_the_session(page: Page, live: Live) -> None:
     assert page.get_by_text("You have signed out.").is_visible()
     page.goto(f"{live.url}/dashboard")
     assert "/login" in page.url
+
+
+def test_a_message_page_shows_what_was_sent_before_what_is_planned(
+    page: Page, live: Live, session: Session
+) -> None:
+    everyone = session.get(Message, live.org.everyone_id)
+    assert everyone is not None
+    plan_weeks(session, everyone, 2, 80)  # far more planned turns than a table shows
+    session.commit()
+    sign_in(page, live, "comms@example.com")
+    page.goto(f"{live.url}/dashboard/messages/{live.org.everyone_id}")
+    sent = page.locator("#occurrences tbody tr")
+    assert [sent.nth(i).locator("td").first.inner_text() for i in range(sent.count())] == [
+        "2",
+        "1",
+    ]
+    assert "dispatched" in sent.first.inner_text()
+    upcoming = page.locator("#upcoming tbody tr")
+    assert [upcoming.nth(i).locator("td").nth(0).inner_text() for i in range(3)] == [
+        "Asia/Tokyo",
+        "UTC",
+        "America/New_York",
+    ]
+    assert upcoming.count() == 3
+    assert all(
+        upcoming.nth(i).locator("td").nth(2).inner_text() == "Mon 16 Mar 2026, 09:00"
+        for i in range(3)
+    )
+    sent_box, upcoming_box = (
+        page.locator(f"#{name}").bounding_box() for name in ("occurrences", "upcoming")
+    )
+    assert sent_box is not None and upcoming_box is not None
+    assert sent_box["y"] < upcoming_box["y"]  # the story so far reads first
+    assert figure(page, "next_send").startswith("Next send: Mon 16 Mar 2026, 09:00 in Asia/Tokyo")
+    assert page.locator(".chart svg").count() >= 3  # the curve, the trend, times received
+    assert page.locator("script").count() == 0
+    page.screenshot(path=str(MESSAGE_SCREENSHOT), full_page=True)
+    assert MESSAGE_SCREENSHOT.stat().st_size > 10_000

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
+from cadence.figures import humanise
+from cadence.figures.measures import FIGURE_COLUMNS
 from tests.conftest import CliResult
 from tests.test_figures import seed
 
@@ -35,7 +37,11 @@ def test_overview_as_json(cli: Cli, seeded: None) -> None:
 def test_overview_as_a_table_and_csv(cli: Cli, seeded: None) -> None:
     table = cli("report")
     assert table.code == 0, table.err
-    assert "reach" in table.out and "0.8" in table.out and "ack_p90_s" in table.out
+    # For people: headings in words, shares as percentages, waits as durations.
+    assert "Reach" in table.out and "80%" in table.out and "90% acked within" in table.out
+    assert "Median time to ack" in table.out and "30 min" in table.out
+    assert "On time share" in table.out and "83.3%" in table.out
+    assert "ack_p90_s" not in table.out and "0.8" not in table.out and "1800" not in table.out
     rows = list(csv.DictReader(io.StringIO(cli("report", "--format", "csv").out)))
     assert len(rows) == 1
     assert (rows[0]["planned"], rows[0]["sent"], rows[0]["ack_median_s"]) == ("15", "12", "1800.0")
@@ -142,3 +148,54 @@ def test_repetition_refuses_bad_input(
     result = cli("report", *args)
     assert result.code == 2
     assert expected in result.err and "Traceback" not in result.err
+
+
+def test_tables_are_for_people_json_and_csv_keep_keys_and_exact_values(
+    cli: Cli, seeded: None
+) -> None:
+    table = cli("report", "--by", "team")
+    assert table.code == 0, table.err
+    lines = table.out.splitlines()
+    heading = "\n".join(lines[: next(i for i, line in enumerate(lines) if "╇" in line)])
+    assert "Ack rate" in heading and "Median time" in heading and "Reach" in heading
+    assert "ack_rate" not in table.out and "_s" not in heading
+    emea = next(line for line in table.out.splitlines() if "Support/EMEA" in line)
+    assert "83.3%" in emea and "0.8333" not in emea
+    rows = list(csv.DictReader(io.StringIO(cli("report", "--by", "team", "--format", "csv").out)))
+    assert list(rows[0]) == ["team", *FIGURE_COLUMNS]
+    by_team = {r["team"]: r for r in rows}
+    assert by_team["Support/EMEA"]["reach"] == "0.8333"
+    found = json.loads(cli("report", "--by", "team", "--format", "json").out)
+    assert list(found[0]) == ["team", *FIGURE_COLUMNS]
+    emea_json = next(r for r in found if r["team"] == "Support/EMEA")
+    assert emea_json["reach"] == 0.8333
+    assert emea_json["ack_median_s"] == float(by_team["Support/EMEA"]["ack_median_s"])
+    repetition = cli("report", "--message", "1", "--at-least", "2")
+    assert repetition.code == 0, repetition.err
+    assert "Share reached at least that often" in repetition.out
+    assert "share_reached_at_least_k" not in repetition.out
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (2.4, "2.4 s"),
+        (0, "0 s"),
+        (9.96, "10 s"),
+        (45, "45 s"),
+        (200, "3 min 20 s"),
+        (3_900, "1 h 5 min"),
+        (3_600, "1 h"),
+        (2 * 86_400 + 3 * 3_600 + 59, "2 d 3 h"),
+        (-90, "-1 min 30 s"),
+    ],
+)
+def test_durations_for_people(seconds: float, text: str) -> None:
+    assert humanise.duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("ratio", "text"), [(0.0357, "3.6%"), (0.5, "50%"), (1, "100%"), (0.8333, "83.3%"), (0, "0%")]
+)
+def test_percentages_for_people(ratio: float, text: str) -> None:
+    assert humanise.percent(ratio) == text

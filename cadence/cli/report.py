@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from cadence.cli.context import db_session, runtime
-from cadence.cli.output import Format, emit
+from cadence.cli.output import FIGURE_FIELDS, Format, emit, heading, shown
 from cadence.cli.params import id_value
 from cadence.clock import utcnow
 from cadence.errors import InputError
@@ -125,7 +125,7 @@ def report(
         if by is not None:
             rows = breakdown(session, by, filters, now, period)
             columns = [by, *(["title"] if by == "message" else []), *FIGURE_COLUMNS]
-            emit(rows, columns, fmt)
+            emit(rows, columns, fmt, fields=FIGURE_FIELDS)
             return
         figures = overview(session, filters, now, launch_context=context_from(rt.settings))
     _print_overview(figures, fmt)
@@ -138,9 +138,17 @@ def _print_overview(figures: dict[str, Any], fmt: Format) -> None:
     elif fmt is Format.csv:
         emit([headline], list(headline), fmt)
     else:
-        emit([{"figure": k, "value": v} for k, v in headline.items()], ["figure", "value"], fmt)
+        emit(_figure_rows(headline), ["figure", "value"], fmt, fields=FIGURE_FIELDS)
         if figures["launches"]:
-            emit(figures["launches"], LAUNCH_COLUMNS, fmt, title="Launches")
+            emit(figures["launches"], LAUNCH_COLUMNS, fmt, title="Launches", fields=FIGURE_FIELDS)
+
+
+def _figure_rows(figures: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per figure, named and shown for people."""
+    return [
+        {"figure": heading(k, FIGURE_FIELDS), "value": shown(k, v, FIGURE_FIELDS)}
+        for k, v in figures.items()
+    ]
 
 
 def _print_repetition(found: dict[str, Any], fmt: Format) -> None:
@@ -157,7 +165,8 @@ def _print_repetition(found: dict[str, Any], fmt: Format) -> None:
         "message_id", "title", "since", "until", "repetitions", "audience", "k",
         "reached_at_least_k", "share_reached_at_least_k",
     ]  # fmt: skip
-    emit([{"figure": k, "value": found[k]} for k in summary], ["figure", "value"], fmt)
+    headline = _figure_rows({k: found[k] for k in summary})
+    emit(headline, ["figure", "value"], fmt, fields=FIGURE_FIELDS)
     spread = [{"received": times, "people": n} for times, n in found["distribution"].items()]
-    emit(spread, ["received", "people"], fmt, title="By times received")
-    emit(people, REPETITION_COLUMNS, fmt, title="Each person")
+    emit(spread, ["received", "people"], fmt, title="By times received", fields=FIGURE_FIELDS)
+    emit(people, REPETITION_COLUMNS, fmt, title="Each person", fields=FIGURE_FIELDS)

@@ -1,5 +1,5 @@
 """One message in detail: how often each person received it, who has not acknowledged it
-yet, and its occurrences one by one."""
+yet, how fast people answered, and its occurrences, sent and still to come."""
 
 from __future__ import annotations
 
@@ -169,44 +169,125 @@ def not_acknowledged(session: Session, message_id: int, filters: Filters) -> lis
 TIMELINE_LIMIT = 200
 
 
-def occurrence_timeline(
-    session: Session, message_id: int, filters: Filters, limit: int = TIMELINE_LIMIT
-) -> list[dict[str, Any]]:
-    """The message's occurrences, newest first (at most `limit`), with the people planned,
-    sent and acknowledged, and when it first went out, in the slice. Occurrences still to
-    come are listed too; when the slice narrows people or the channel, only those with
-    someone planned in it."""
+def occurrence_story(
+    session: Session,
+    message_id: int,
+    filters: Filters,
+    limit: int = TIMELINE_LIMIT,
+    *,
+    default_zone: str = "UTC",
+) -> dict[str, list[dict[str, Any]]]:
+    """The message's occurrences told as its story, in the slice:
+
+    - `sent`: those that fell due and were dealt with (sent, or skipped or cancelled),
+      newest first, at most `limit`, with the people planned, sent and acknowledged (when
+      the slice narrows people or the channel, only those with someone planned in it);
+    - `next_by_zone`: per zone, its next planned send and how many more are planned
+      after it. People are only assigned when a send falls due, so a slice that narrows
+      people keeps the zones its active people live in (`default_zone` for those without
+      one of their own); a message in one fixed zone keeps its zone."""
+    message = _message(session, message_id)
     sl = Slice(session, replace(filters, message_id=message_id))
-    occurrences = session.scalars(
-        select(Occurrence)
-        .where(*sl.occurrence)
-        .order_by(Occurrence.due_at.desc(), Occurrence.id.desc())
-    )
     narrowed = filters.narrows_people or filters.channel is not None
     sums = sl.sums({"occurrence": Occurrence.id})
-    rows = []
-    for occurrence in occurrences:
-        found = sums.get((occurrence.id,))
-        if narrowed and not (found and found["planned"]):
+    planned = Occurrence.status == OccurrenceStatus.PLANNED.value
+    sent = []
+    for occurrence in session.scalars(
+        select(Occurrence)
+        .where(*sl.occurrence, ~planned)
+        .order_by(Occurrence.due_at.desc(), Occurrence.id.desc())
+    ):
+        counts = sums.get((occurrence.id,))
+        if narrowed and not (counts and counts["planned"]):
             continue
-        counts: Mapping[str, Any] = found or {**_EMPTY, "first_sent": None}
-        rows.append(
-            {
-                "repetition": occurrence.sequence + 1,
-                "zone": occurrence.zone,
-                "due_at": occurrence.due_at,
-                "status": occurrence.status,
-                "first_sent": counts["first_sent"],
-                "planned": counts["planned"],
-                "sent": counts["sent"],
-                "acknowledged": counts["acknowledged"],
-                "ack_rate": _ratio(counts["acknowledged"], counts["sent"]),
-                "outside_tree": occurrence.outside_tree,
-            }
-        )
-        if len(rows) == limit:
+        sent.append(_timeline_row(occurrence, counts or {**_EMPTY, "first_sent": None}))
+        if len(sent) == limit:
             break
-    return rows
+    zones: set[str] | None = None
+    fixed = message.cadence is not None and message.cadence.timezone is not None
+    if filters.narrows_people and not fixed:
+        zones = set(
+            session.scalars(
+                select(func.coalesce(Person.timezone, default_zone))
+                .where(Person.active.is_(True), *sl.people(Person.id))
+                .distinct()
+            )
+        )
+    by_zone: dict[str, dict[str, Any]] = {}
+    for occurrence in session.scalars(
+        select(Occurrence).where(*sl.occurrence, planned).order_by(Occurrence.due_at, Occurrence.id)
+    ):
+        if zones is not None and occurrence.zone not in zones:
+            continue
+        if occurrence.zone in by_zone:
+            by_zone[occurrence.zone]["more_planned"] += 1
+        else:
+            by_zone[occurrence.zone] = {
+                **_timeline_row(occurrence, {**_EMPTY, "first_sent": None}),
+                "more_planned": 0,
+            }
+    return {
+        "sent": sent,
+        "next_by_zone": sorted(by_zone.values(), key=lambda r: (r["due_at"], r["zone"])),
+    }
 
 
-__all__ = ["TIMELINE_LIMIT", "not_acknowledged", "occurrence_timeline", "repetition"]
+def _timeline_row(occurrence: Occurrence, counts: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "repetition": occurrence.sequence + 1,
+        "zone": occurrence.zone,
+        "due_at": occurrence.due_at,
+        "local_time": occurrence.local_time,
+        "status": occurrence.status,
+        "first_sent": counts["first_sent"],
+        "planned": counts["planned"],
+        "sent": counts["sent"],
+        "acknowledged": counts["acknowledged"],
+        "ack_rate": _ratio(counts["acknowledged"], counts["sent"]),
+        "outside_tree": occurrence.outside_tree,
+    }
+
+
+def ack_curve_since_sent(
+    session: Session, message_id: int, filters: Filters
+) -> list[tuple[float, float]]:
+    """(seconds since a person was sent the message, share of sent person-occurrences
+    acknowledged by then), starting at (0, 0), one point per time-to-acknowledge bucket
+    (whole seconds below 100 s, then at most 10% wide), each at its bucket's end: the
+    same waits the median and 90th percentile are taken from, so a one-minute median
+    shows as a rise within the first minutes. Empty when nothing was sent."""
+    _message(session, message_id)
+    sl = Slice(session, replace(filters, message_id=message_id))
+    total = sl.sums({}).get((), {}).get("sent", 0)
+    if not total:
+        return []
+    curve: list[tuple[float, float]] = [(0.0, 0.0)]
+    answered = 0
+    for bucket, count in sl.histograms({}, "wait").get((), []):
+        answered += count
+        point = (float(_bucket_end(bucket)), round(answered / total, 4))
+        if point[0] == curve[-1][0]:
+            curve[-1] = point
+        else:
+            curve.append(point)
+    return curve
+
+
+def _bucket_end(bucket: int) -> int:
+    """Where a time-to-acknowledge bucket (see cadence.figures.summaries) ends: answers
+    before the send (clock skew) count from 0."""
+    if bucket < 0:
+        return 0
+    if bucket < 100:
+        return bucket + 1
+    width: int = 10 ** (len(str(bucket)) - 2)
+    return bucket + width
+
+
+__all__ = [
+    "TIMELINE_LIMIT",
+    "ack_curve_since_sent",
+    "not_acknowledged",
+    "occurrence_story",
+    "repetition",
+]

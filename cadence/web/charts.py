@@ -10,6 +10,7 @@ spreadsheet and is accessible to screen readers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,24 +117,68 @@ def _svg(chart: Any, description: str) -> Markup:
     return Markup(svg)
 
 
+@dataclass(frozen=True)
+class TimeAxis:
+    """A time axis in one unit that suits the span it shows, with round ticks."""
+
+    unit: str  # "minutes", "hours" or "days"
+    seconds: int  # seconds in one unit
+    ticks: list[float]  # in units, from 0 to at least the span
+    abbreviation: str
+
+    def label(self, value: float) -> str:
+        return f"{value:g} {self.abbreviation}"
+
+
+# Round steps per unit, smallest first; the first that keeps the ticks at about eight or
+# fewer is used.
+_STEPS: dict[str, tuple[float, ...]] = {
+    "minutes": (1, 2, 5, 10, 15, 20, 30),
+    "hours": (1, 2, 3, 4, 6, 12, 24),
+    "days": (1, 2, 7, 14, 28, 56, 91, 182, 364),
+}
+_UNITS = (("minutes", 60, "min"), ("hours", 3_600, "h"), ("days", 86_400, "d"))
+
+
+def time_axis(span_seconds: float, *, most_ticks: int = 8) -> TimeAxis:
+    """Minutes up to two hours, hours up to three days, days beyond: the unit in which the
+    span reads as a handful of round numbers."""
+    span = max(0.0, span_seconds)
+    if span <= 2 * 3_600:
+        unit, size, short = _UNITS[0]
+    elif span <= 3 * 86_400:
+        unit, size, short = _UNITS[1]
+    else:
+        unit, size, short = _UNITS[2]
+    length = max(span / size, 1.0)
+    steps = _STEPS[unit]
+    step = next((s for s in steps if length / s <= most_ticks), steps[-1])
+    while length / step > most_ticks:
+        step *= 2
+    count = math.ceil(length / step - 1e-9)
+    return TimeAxis(unit, size, [round(i * step, 6) for i in range(count + 1)], short)
+
+
 def ack_curve_chart(
     points: Sequence[tuple[float, float]],
     *,
-    hours_label: str = "hours after sending",
     description: str = "Acknowledgements over time",
 ) -> Markup:
-    """The share of recipients who had acknowledged, by hours since the message went out."""
+    """The share of recipients who had acknowledged, by time since they were sent it
+    (`points` in seconds), on an axis in the unit that fits the span."""
+    axis = time_axis(max((x for x, _ in points), default=0.0))
     chart = pygal.XY(
         **_config(
             width=1100,
             height=340,
-            x_title=hours_label,
+            x_title=f"{axis.unit} after being sent it",
             y_title="acknowledged",
             range=(0, 1),
-            xrange=(0, max((x for x, _ in points), default=1) or 1),
+            xrange=(0, axis.ticks[-1]),
+            x_labels=axis.ticks,
             value_formatter=percent,
-            x_value_formatter=lambda h: f"{h:g} h",
-            dots_size=3,
+            x_value_formatter=axis.label,
+            dots_size=2,
             stroke_style={"width": 3},
             fill=True,
             show_x_guides=False,
@@ -141,7 +186,41 @@ def ack_curve_chart(
             y_labels=[0, 0.25, 0.5, 0.75, 1],
         )
     )
-    chart.add("acknowledged", [(float(x), float(y)) for x, y in points])
+    # Straight lines between bucket ends (the answers inside a bucket are spread over it);
+    # the last share holds to the end of the axis.
+    scaled = [(float(x) / axis.seconds, float(y)) for x, y in points]
+    if scaled and scaled[-1][0] < axis.ticks[-1]:
+        scaled.append((float(axis.ticks[-1]), scaled[-1][1]))
+    chart.add("acknowledged", scaled)
+    return _svg(chart, description)
+
+
+def trend_chart(
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    *,
+    description: str = "Trend",
+) -> Markup:
+    """A share over a sequence (such as each repetition of a message), as a line."""
+    chart = pygal.Line(
+        **_config(
+            width=1100,
+            height=260,
+            range=(0, 1),
+            y_labels=[0, 0.25, 0.5, 0.75, 1],
+            value_formatter=percent,
+            dots_size=4,
+            stroke_style={"width": 3},
+            show_x_guides=False,
+            show_y_guides=True,
+            print_values=len(values) <= 16,
+            margin_right=36,
+            x_labels_major_every=max(1, len(labels) // 12),
+            show_minor_x_labels=len(labels) <= 24,
+        )
+    )
+    chart.x_labels = list(labels)
+    chart.add("acknowledged", list(values))
     return _svg(chart, description)
 
 

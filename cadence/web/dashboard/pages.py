@@ -34,11 +34,11 @@ from cadence.config import KNOWN_CHANNELS
 from cadence.directory.audience import Audience
 from cadence.errors import InputError
 from cadence.figures import summaries
-from cadence.figures.measures import Filters, ack_curve, breakdown, heatmap, leaders, overview
+from cadence.figures.measures import Filters, breakdown, heatmap, leaders, overview
 from cadence.figures.message_detail import (
-    TIMELINE_LIMIT,
+    ack_curve_since_sent,
     not_acknowledged,
-    occurrence_timeline,
+    occurrence_story,
     repetition,
 )
 from cadence.inputs import is_id
@@ -48,10 +48,7 @@ from cadence.store.models import (
     Message,
     MessageKind,
 )
-from cadence.web.charts import (
-    ack_curve_chart,
-    bar_chart,
-)
+from cadence.web.charts import bar_chart
 from cadence.web.dashboard import sign_in
 from cadence.web.dashboard.common import (
     DASHBOARD_HEADERS,
@@ -60,6 +57,7 @@ from cadence.web.dashboard.common import (
     Refused,
 )
 from cadence.web.dashboard.filters import FilterForm, read_filters
+from cadence.web.dashboard.message_view import message_story
 from cadence.web.dashboard.tables import (
     Column,
     Present,
@@ -73,7 +71,6 @@ from cadence.web.dashboard.views import (
     LEFT_OUT_COLUMN,
     RELEASE_COLUMNS,
     REPETITION_COLUMNS,
-    TIMELINE_COLUMNS,
     WAITING_COLUMNS,
     _headline_cards,
     _heat,
@@ -251,8 +248,8 @@ def router(deps: WebDeps) -> APIRouter:
 
     @routes.get("/dashboard/messages/{message_id}", response_class=HTMLResponse)
     def message_page(request: Request, message_id: str) -> Response:
-        """One message: its figures, how fast people acknowledged, who has not yet, and
-        each occurrence."""
+        """One message's story: its figures, each repetition sent (newest first), when it
+        goes out next in each zone, how fast people acknowledged, and who has not yet."""
         raw_id = message_id
 
         def build(viewer: Viewer) -> Response:
@@ -265,16 +262,20 @@ def router(deps: WebDeps) -> APIRouter:
                 filters = replace(filters, message_id=message_id)
                 now = deps.clock()
                 head = overview(session, filters, now, launch_context=launch_ctx)
-                curve = ack_curve(session, message_id, filters)
+                curve = ack_curve_since_sent(session, message_id, filters)
                 waiting = not_acknowledged(session, message_id, filters)
-                timeline = occurrence_timeline(session, message_id, filters)
+                story = occurrence_story(
+                    session, message_id, filters, default_zone=settings.timezone
+                )
+                core = message.kind == MessageKind.CORE.value
                 repeated = (
                     repetition(
                         session, message_id, filters.since, filters.until, 1, filters=filters
                     )
-                    if message.kind == MessageKind.CORE.value
+                    if core
                     else None
                 )
+                by_repetition = breakdown(session, "repetition", filters, now) if core else None
                 title, kind, status = message.title, message.kind, message.status
                 attention = message.attention
                 audience = policy.describe_audience(
@@ -284,6 +285,23 @@ def router(deps: WebDeps) -> APIRouter:
                 allowed = policy.tree_emails(session, viewer, [r["person"] for r in waiting])
                 waiting = [r for r in waiting if r["person"] in allowed]
             path = f"/dashboard/messages/{message_id}"
+            told = message_story(
+                story,
+                curve,
+                by_repetition,
+                title=title,
+                sent_so_far=head["sent"],
+                present=present,
+                csv_for=lambda name: csv_url(path, form, name),
+                left_out=None if left_out is None else LEFT_OUT_COLUMN,
+            )
+            if told.never_sent:
+                # Nobody was sent it, so nobody can have acknowledged it.
+                empty = "Not sent yet in this period, so nobody has been asked to acknowledge it."
+                if told.next_send is not None:
+                    empty += f" Next send: {told.next_send.text}."
+            else:
+                empty = "Everyone sent this message has acknowledged it."
             waiting_table = Table(
                 "not_acknowledged",
                 "Not acknowledged yet",
@@ -292,23 +310,11 @@ def router(deps: WebDeps) -> APIRouter:
                 present,
                 csv_url(path, form, "not_acknowledged"),
                 note="Active people sent the latest occurrence who have not answered it.",
-                empty="Everyone sent this message has acknowledged it.",
+                empty=empty,
             )
-            timeline_table = Table(
-                "occurrences",
-                "Occurrences",
-                TIMELINE_COLUMNS if left_out is None else [*TIMELINE_COLUMNS, LEFT_OUT_COLUMN],
-                timeline,
-                present,
-                csv_url(path, form, "occurrences"),
-                note=f"Newest first; at most {TIMELINE_LIMIT}. Planned, sent and acknowledged "
-                "count people.",
-                empty="No occurrence in this period.",
-            )
-            chart = ack_curve_chart(
-                curve, description=f"Share of recipients who acknowledged {title}, by hour"
-            )
-            tables = [waiting_table, timeline_table]
+            tables = [told.sent_table, told.next_table, waiting_table]
+            if told.trend_table is not None:
+                tables.append(told.trend_table)
             received = None
             if repeated is not None:
                 received = _repetition_view(repeated, title)
@@ -340,11 +346,11 @@ def router(deps: WebDeps) -> APIRouter:
                 left_out=left_out,
                 message_id=message_id,
                 cards=_headline_cards(head, message_page=True),
-                chart=chart,
-                has_curve=bool(curve),
+                story=told,
+                waiting=waiting_table,
                 attention=attention,
                 received=received,
-                tables=tables,
+                extra_tables=[t for t in tables[3:] if t is not told.trend_table],
                 as_of=present.when(now),
             )
 
