@@ -5,6 +5,8 @@ Machine output (JSON, CSV) keeps the exact numbers; only what a person reads goe
 
 from __future__ import annotations
 
+import math
+
 MINUTE = 60
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
@@ -33,3 +35,10 @@ def duration(seconds: float) -> str:
             part = rest // small
             return f"{count} {big_name} {part} {small_name}" if part else f"{count} {big_name}"
     raise AssertionError("unreachable: totals under a minute return above")
+
+
+def percent(ratio: float) -> str:
+    """0.0357 -> `3.6%`, 0.5 -> `50%`, 1 -> `100%`: one decimal, none when it is 0."""
+    if not math.isfinite(ratio):
+        raise ValueError(f"not a ratio: {ratio!r}")
+    return f"{ratio * 100:.1f}".removesuffix(".0") + "%"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
-from cadence.figures import humanise
+from cadence import units
 from cadence.figures.measures import FIGURE_COLUMNS
 from tests.conftest import CliResult
 from tests.test_figures import seed
@@ -191,11 +191,11 @@ def test_tables_are_for_people_json_and_csv_keep_keys_and_exact_values(
     ],
 )
 def test_durations_for_people(seconds: float, text: str) -> None:
-    assert humanise.duration(seconds) == text
+    assert units.duration(seconds) == text
 
 
 @pytest.mark.parametrize(
     ("ratio", "text"), [(0.0357, "3.6%"), (0.5, "50%"), (1, "100%"), (0.8333, "83.3%"), (0, "0%")]
 )
 def test_percentages_for_people(ratio: float, text: str) -> None:
-    assert humanise.percent(ratio) == text
+    assert units.percent(ratio) == text

@@ -12,7 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cadence.figures import csv_safe, humanise
+from cadence import units
+from cadence.figures import csv_safe
 
 
 class Format(StrEnum):
@@ -34,11 +35,11 @@ def _count(value: Any) -> str:
 
 
 def _share(value: Any) -> str:
-    return humanise.percent(float(value))
+    return units.percent(float(value))
 
 
 def _seconds(value: Any) -> str:
-    return humanise.duration(float(value))
+    return units.duration(float(value))
 
 
 def _minutes(value: Any) -> str:
