@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from cadence.delivery.dispatch import tick
-from cadence.figures.message_detail import occurrence_timeline
+from cadence.figures.message_detail import occurrence_story
 from cadence.figures.slices import Filters
 from cadence.messages.preview import upcoming_sends
 from cadence.planning.recurrence import expand_zones, parse_rule, place, zone
@@ -101,8 +101,8 @@ def test_figures_count_a_turn_once_across_zones(
     assert sorted(p["person"] for p in found["people"]) == sorted(emails)
     # The message's page lists each zone's send of the turn under its one number.
     session.expire_all()
-    timeline = occurrence_timeline(session, message.id, Filters(until=f.T0 + timedelta(days=2)))
-    assert sorted((r["repetition"], r["zone"], r["sent"]) for r in timeline) == [
+    story = occurrence_story(session, message.id, Filters(until=f.T0 + timedelta(days=2)))
+    assert sorted((r["repetition"], r["zone"], r["sent"]) for r in story["sent"]) == [
         (1, z, 1) for z in sorted(ZONES)
     ]
     # Across messages, the first turn of each is repetition 1: the fixed-zone message's
