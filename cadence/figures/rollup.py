@@ -94,7 +94,8 @@ def _reporting_tree(sl: Slice) -> Tree:
             return PersonOccurrence.person_id.in_(
                 select(Person.id).where(Person.manager_id.is_(None))
             )
-        return PersonOccurrence.person_id.in_(tree_of(manager_id))
+        # (Named apart from the slice's own tree, which the same statement reads.)
+        return PersonOccurrence.person_id.in_(tree_of(manager_id, "rolled_tree"))
 
     return Tree(up, members)
 

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cadence.clock import utcnow
-from cadence.figures import csv_safe
+from cadence.figures import csv_safe, labels
 
 # ---------------------------------------------------------------------------------------
 # Presenting values: times in the organisation's zone, shares as percentages
@@ -101,7 +101,8 @@ def _hours(value: Any) -> str:
 class Column:
     key: str
     label: str
-    kind: str = "text"  # text, count, share, seconds, time, score, hours, status, yesno
+    # text, count, share, seconds, time, score, hours, status, yesno, team, manager
+    kind: str = "text"
     link: Callable[[Mapping[str, Any]], str | None] | None = None
 
     @property
@@ -124,6 +125,8 @@ _FORMATS: dict[str, Callable[[Any], str]] = {
     "seconds": _duration,
     "score": _score,
     "hours": _hours,
+    "team": lambda value: str(labels.shown("team", value)),
+    "manager": lambda value: str(labels.shown("manager", value)),
 }
 
 
