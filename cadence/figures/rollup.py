@@ -10,8 +10,9 @@ leader's own rows are read once more, from the person-occurrence rows.
 Each rolled-up row is the figure of the matching filter (`Filters.team` or
 `Filters.manager_email`) over the same slice. Rows stay inside the slice's people: with a
 team filter only that team and its sub-teams get rows, and in a manager's or a leader's
-tree only the leaders in it. People with no team (or no manager) are under None, their
-own row: no filter selects them, and nothing rolls up into it.
+tree only the leaders in it and the teams someone of it is in. People with no team (or no
+manager) are under None, their own row: no filter selects them, and nothing rolls up into
+it.
 """
 
 from __future__ import annotations
@@ -139,17 +140,32 @@ class Rollup:
 
     def __init__(self, sl: Slice, by: str, extra: Mapping[str, SqlColumn]) -> None:
         self.sl, self.by, self.extra = sl, by, dict(extra)
+        self._teams: set[Any] | None = None
         column = Person.team_id if by == "team" else Person.manager_id
         self.keys = {by: column, **self.extra}
         self.tree = _team_tree(sl) if by == "team" else _reporting_tree(sl)
         self.leader_keys = {by: PersonOccurrence.person_id, **self.extra}
-        self.sums = _roll_sums(sl.sums(self.keys, join_person=True), self.tree)
+        self.sums = self._kept(_roll_sums(sl.sums(self.keys, join_person=True), self.tree))
         if by == "manager":
             own = _own_rows(sl).sums(self.leader_keys)
             _roll_sums(own, _self_only(self.tree), self.sums)
 
+    def _kept(self, rolled: dict[GroupKey, Any]) -> dict[GroupKey, Any]:
+        """In a tree, a team has a row only when someone of the tree is in it (as a
+        leader's team filter lists them): the teams above theirs are not theirs to see."""
+        tree = self.sl.people.tree
+        if self.by != "team" or tree is None:
+            return rolled
+        if self._teams is None:
+            self._teams = set(
+                self.sl.session.scalars(select(Person.team_id).where(Person.id.in_(tree)))
+            )
+        return {key: value for key, value in rolled.items() if key[0] in self._teams}
+
     def histograms(self) -> Histograms:
-        found = _roll_histograms(self.sl.histograms(self.keys, "wait", join_person=True), self.tree)
+        own = self.sl.histograms(self.keys, "wait", join_person=True)
+        found = _roll_histograms(own, self.tree)
+        found = self._kept(found)
         if self.by == "manager":
             own = _own_rows(self.sl).histograms(self.leader_keys, "wait")
             found = _roll_histograms(own, _self_only(self.tree), found)
