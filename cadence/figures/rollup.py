@@ -27,6 +27,9 @@ from cadence.directory.audience import team_and_below, tree_of
 from cadence.figures.slices import PERCENTILES, GroupKey, Slice, SqlColumn, added
 from cadence.store.models import Person, PersonOccurrence, Team
 
+#: Up to how many leaders are named in the statement that reads their own rows.
+MANY_LEADERS = 2_000
+
 Sums = dict[GroupKey, dict[str, Any]]
 Histograms = dict[GroupKey, list[tuple[int, int]]]
 
@@ -38,6 +41,7 @@ class Tree:
 
     up: Callable[[Any], list[Any]]
     members: Callable[[Any], ColumnElement[bool]]
+    leaders: Any = None  # the ids of the leaders with rows, or a SELECT of them
 
 
 def _team_tree(sl: Slice) -> Tree:
@@ -69,7 +73,7 @@ def _team_tree(sl: Slice) -> Tree:
 
 
 def _leaders() -> Any:
-    return select(Person.manager_id).where(Person.manager_id.is_not(None))
+    return select(Person.manager_id).where(Person.manager_id.is_not(None)).distinct()
 
 
 def _reporting_tree(sl: Slice) -> Tree:
@@ -98,7 +102,10 @@ def _reporting_tree(sl: Slice) -> Tree:
         # (Named apart from the slice's own tree, which the same statement reads.)
         return PersonOccurrence.person_id.in_(tree_of(manager_id, "rolled_tree"))
 
-    return Tree(up, members)
+    # Named, the leaders' own rows are read through the index on people; a directory of
+    # very many leaders is left to the database to match.
+    inside = [leader for leader in above if up(leader)]
+    return Tree(up, members, inside if len(inside) <= MANY_LEADERS else _leaders())
 
 
 def _roll_sums(found: Sums, tree: Tree, into: Sums | None = None) -> Sums:
@@ -122,7 +129,7 @@ def _roll_histograms(found: Histograms, tree: Tree, into: Histograms | None = No
     return {key: sorted(cell.items()) for key, cell in counts.items()}
 
 
-def _own_rows(sl: Slice) -> Slice:
+def _own_rows(sl: Slice, tree: Tree) -> Slice:
     """The slice narrowed to the leaders' own person-occurrences."""
     return Slice(
         sl.session,
@@ -130,7 +137,7 @@ def _own_rows(sl: Slice) -> Slice:
         now=sl.now,
         purposes=sl.purposes,
         tolerance=sl.tolerance,
-        where=[PersonOccurrence.person_id.in_(_leaders())],
+        where=[PersonOccurrence.person_id.in_(tree.leaders)],
     )
 
 
@@ -147,7 +154,7 @@ class Rollup:
         self.leader_keys = {by: PersonOccurrence.person_id, **self.extra}
         self.sums = self._kept(_roll_sums(sl.sums(self.keys, join_person=True), self.tree))
         if by == "manager":
-            own = _own_rows(sl).sums(self.leader_keys)
+            own = _own_rows(sl, self.tree).sums(self.leader_keys)
             _roll_sums(own, _self_only(self.tree), self.sums)
 
     def _kept(self, rolled: dict[GroupKey, Any]) -> dict[GroupKey, Any]:
@@ -167,7 +174,7 @@ class Rollup:
         found = _roll_histograms(own, self.tree)
         found = self._kept(found)
         if self.by == "manager":
-            own = _own_rows(self.sl).histograms(self.leader_keys, "wait")
+            own = _own_rows(self.sl, self.tree).histograms(self.leader_keys, "wait")
             found = _roll_histograms(own, _self_only(self.tree), found)
         return found
 
