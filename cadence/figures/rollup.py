@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 
 from cadence.directory.audience import team_and_below, tree_of
 from cadence.figures.slices import PERCENTILES, GroupKey, Slice, SqlColumn, added
@@ -94,13 +94,25 @@ def _reporting_tree(sl: Slice) -> Tree:
         # Without a tree, every leader up to the top; within one, none outside it.
         return chain if root is None else []
 
+    below: dict[int, list[int]] = {}
+    for leader in above:
+        for upper in up(leader):
+            below.setdefault(upper, []).append(leader)
+
     def members(manager_id: Any) -> ColumnElement[bool]:
         if manager_id is None:
             return PersonOccurrence.person_id.in_(
                 select(Person.id).where(Person.manager_id.is_(None))
             )
-        # (Named apart from the slice's own tree, which the same statement reads.)
-        return PersonOccurrence.person_id.in_(tree_of(manager_id, "rolled_tree"))
+        leaders = below.get(manager_id, [])
+        if len(leaders) > MANY_LEADERS:
+            # (Named apart from the slice's own tree, which the same statement reads.)
+            return PersonOccurrence.person_id.in_(tree_of(manager_id, "rolled_tree"))
+        # A tree is its leader and everyone whose manager is a leader in it.
+        people = select(Person.id).where(
+            or_(Person.id == manager_id, Person.manager_id.in_(leaders))
+        )
+        return PersonOccurrence.person_id.in_(people)
 
     # Named, the leaders' own rows are read through the index on people; a directory of
     # very many leaders is left to the database to match.
