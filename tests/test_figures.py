@@ -484,9 +484,23 @@ def test_breakdown_by_message(session: Session) -> None:
     ]
 
 
-def test_breakdown_by_team(session: Session) -> None:
+def test_breakdown_by_team_rolls_up_sub_teams(session: Session) -> None:
     seed(session)
-    rows = breakdown(session, "team", Filters(), NOW)
+    rows = {r["team"]: r for r in breakdown(session, "team", Filters(), NOW)}
+    assert list(rows) == ["Support", "Support Partners", "Support/EMEA"]
+    for path, row in rows.items():
+        assert _figures_of(row) == headline(overview(session, Filters(team=path), NOW))
+    # ann, bob, cat with dan and eve of Support/EMEA.
+    assert (rows["Support"]["planned"], rows["Support"]["acknowledged"]) == (14, 9)
+
+
+def _figures_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {c: row[c] for c in FIGURE_COLUMNS}
+
+
+def test_breakdown_by_own_team(session: Session) -> None:
+    seed(session)
+    rows = breakdown(session, "team", Filters(), NOW, own=True)
     assert rows == [
         # ann, bob, cat. Durations 600, 1800, 1800, 3600, 88800; p90 at rank 3.6.
         {
@@ -540,8 +554,18 @@ def test_breakdown_by_manager_channel_repetition_and_period(session: Session) ->
         rows = breakdown(session, by, filters or Filters(), NOW, **kw)
         return [(r[by], r["planned"], r["sent"], r["acknowledged"]) for r in rows]
 
-    # Direct manager: ann leads bob and cat, bob leads dan and eve; ann and fay have none.
+    # A manager's whole tree: ann's is everyone but fay; ann and fay have no manager.
     assert counts("manager") == [
+        ("ann@example.com", 14, 12, 9),
+        ("bob@example.com", 8, 7, 6),
+        (None, 4, 3, 2),
+    ]
+    for row in breakdown(session, "manager", Filters(), NOW):
+        if row["manager"] is not None:
+            wanted = overview(session, Filters(manager_email=row["manager"]), NOW)
+            assert _figures_of(row) == headline(wanted)
+    # Direct reports: ann leads bob and cat, bob leads dan and eve.
+    assert counts("manager", own=True) == [
         ("ann@example.com", 5, 4, 3),
         ("bob@example.com", 6, 5, 4),
         (None, 4, 3, 2),
@@ -593,17 +617,18 @@ def test_heatmap(session: Session) -> None:
         {"id": org.m1.id, "title": "Own the outcome"},
         {"id": org.m2.id, "title": "Say sorry once"},
     ]
-    assert result["rates"] == [[0.8, 0.5], [None, None], [0.6667, 1.0]]
+    # Support's row includes Support/EMEA's people.
+    assert result["rates"] == [[0.75, 0.75], [None, None], [0.6667, 1.0]]
     assert result["cells"][0] == {
         "team": "Support",
         "message_id": org.m1.id,
-        "sent": 5,
-        "acknowledged": 4,
-        "ack_rate": 0.8,
+        "sent": 8,
+        "acknowledged": 6,
+        "ack_rate": 0.75,
     }
     scoped = heatmap(session, Filters(scope_person_id=org.id("bob")))
     assert scoped["teams"] == ["Support", "Support/EMEA"]
-    assert scoped["rates"] == [[1.0, 1.0], [0.6667, 1.0]]
+    assert scoped["rates"] == [[0.75, 1.0], [0.6667, 1.0]]
 
 
 def test_repetition(session: Session) -> None:

@@ -338,11 +338,13 @@ def ack_status(session: Session, message_id: int) -> list[dict[str, Any]]:
             {
                 "person": person.email,
                 "name": person.name,
-                "team": team.path if team else "",
+                "team": team.path if team else None,
                 "repetition": sequence + 1,
                 "answered": answer is not None,
                 "kind": answer.kind if answer else None,
                 "at": answer.created_at.isoformat(timespec="seconds") if answer else None,
             }
         )
-    return sorted(rows, key=lambda r: (r["team"], r["answered"], r["person"]))
+    return sorted(
+        rows, key=lambda r: (r["team"] is None, r["team"] or "", r["answered"], r["person"])
+    )

@@ -10,6 +10,7 @@ from cadence.answers.acks import ack_status, list_acks
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
 from cadence.cli.params import id_value
+from cadence.figures import labels
 
 ACK_COLUMNS = [
     "id", "message_id", "repetition", "person", "kind", "clarity", "via", "channel",
@@ -61,10 +62,11 @@ def status(
         return
     by_team: dict[str, list[dict[str, object]]] = defaultdict(list)
     for row in rows:
-        by_team[str(row["team"]) or "(no team)"].append(row)
+        by_team[str(labels.shown("team", row["team"]))].append(row)
     answered = sum(1 for r in rows if r["answered"])
     typer.echo(f"message {message_id}: {answered} of {len(rows)} acknowledged")
-    for team, members in sorted(by_team.items()):
+    # People with no team last, as everywhere.
+    for team, members in sorted(by_team.items(), key=lambda t: (t[0] == labels.NO_TEAM, t[0])):
         done = [m for m in members if m["answered"]]
         waiting = [str(m["person"]) for m in members if not m["answered"]]
         typer.echo(f"\n{team}: {len(done)} of {len(members)}")

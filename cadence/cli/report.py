@@ -14,11 +14,12 @@ from cadence.cli.output import FIGURE_FIELDS, Format, emit, heading, shown
 from cadence.cli.params import id_value
 from cadence.clock import utcnow
 from cadence.errors import InputError
-from cadence.figures import summaries
+from cadence.figures import labels, summaries
 from cadence.figures.measures import (
     BREAKDOWNS,
     FIGURE_COLUMNS,
     PERIODS,
+    ROLLED,
     Filters,
     breakdown,
     overview,
@@ -88,6 +89,12 @@ def report(
         help="With --message: repetition, i.e. how many times each person received and "
         "acknowledged it, and the share of its audience that received it at least this often.",
     ),
+    own: bool = typer.Option(
+        False,
+        "--own",
+        help="With --by team: each team's own members only (not its sub-teams); with "
+        "--by manager: each manager's direct reports only (not their whole tree).",
+    ),
     fmt: Format = typer.Option(Format.table, "--format", help="Output format."),
 ) -> None:
     """Reach, acknowledgement, time to acknowledge, questions, clarity and cadence kept.
@@ -100,6 +107,8 @@ def report(
         raise InputError("--at-least and --by cannot be combined")
     if by is not None and by not in BREAKDOWNS:
         raise InputError(f"unknown --by {by!r} (one of: {', '.join(BREAKDOWNS)})")
+    if own and by not in ROLLED:
+        raise InputError("--own goes with --by team or --by manager")
     if period not in PERIODS:
         raise InputError(f"unknown --period {period!r} (one of: {', '.join(PERIODS)})")
     rt = runtime(ctx)
@@ -123,8 +132,10 @@ def report(
             _print_repetition(found, fmt)
             return
         if by is not None:
-            rows = breakdown(session, by, filters, now, period)
+            rows = breakdown(session, by, filters, now, period, own=own)
             columns = [by, *(["title"] if by == "message" else []), *FIGURE_COLUMNS]
+            if fmt is Format.table:  # JSON and CSV keep None: null, an empty cell
+                rows = [{**r, by: labels.shown(by, r[by])} for r in rows]
             emit(rows, columns, fmt, fields=FIGURE_FIELDS)
             return
         figures = overview(session, filters, now, launch_context=context_from(rt.settings))

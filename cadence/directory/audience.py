@@ -140,10 +140,11 @@ __all__ = [
 ]
 
 
-def tree_of(person_id: int) -> Select[tuple[int]]:
+def tree_of(person_id: int, name: str = "scope") -> Select[tuple[int]]:
     """SELECT of the ids of a person and everyone below them in the reporting tree: what a
-    leader may see and target."""
-    root = select(Person.id).where(Person.id == person_id).cte("scope", recursive=True)
+    leader may see and target. `name` names the recursive query, for a statement that
+    needs two trees."""
+    root = select(Person.id).where(Person.id == person_id).cte(name, recursive=True)
     child = aliased(Person)
     tree = root.union(select(child.id).where(child.manager_id == root.c.id))
     return select(tree.c.id)

@@ -51,7 +51,8 @@ Slicing (`Filters`): the window is on the occurrence's due time (since inclusive
 exclusive); team, manager and scope select people by their current place in the directory
 (a team includes its sub-teams; a manager or scope person includes themself and everyone
 below them); channel keeps only deliveries on that channel (an answer on any channel still
-counts for it).
+counts for it). Breakdowns by team and manager follow the same rule: a team's row is the
+figure of that team filter, a manager's row the figure of that manager filter.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from sqlalchemy.orm import Session
 
 from cadence.directory.audience import tree_of
 from cadence.errors import InputError
+from cadence.figures.rollup import Rollup
 from cadence.figures.slices import PERCENTILES, Filters, GroupKey, Slice, SqlColumn
 from cadence.figures.summaries import DEFAULT_TOLERANCE, SEND_PURPOSES, SUMS
 from cadence.launches.cascade import LaunchContext
@@ -85,6 +87,8 @@ from cadence.store.models import (
 )
 
 BREAKDOWNS = ("message", "team", "manager", "channel", "repetition", "period")
+#: The breakdowns whose rows roll up a tree (and can be asked for people's own instead).
+ROLLED = ("team", "manager")
 PERIODS = ("day", "week", "month")
 
 #: The figure columns of `overview` and of every `breakdown` row, in display order.
@@ -272,23 +276,34 @@ def breakdown(
     period: str = "week",
     *,
     tolerance: timedelta = DEFAULT_TOLERANCE,
+    own: bool = False,
 ) -> list[dict[str, Any]]:
-    """The headline figures, as of `now`, per message, team (each person's own team), direct
-    manager, channel, repetition (1 = first) or period (UTC day, week from Monday, or month
-    of the due time). Each row has the key under the name of `by` (a message also has its title;
-    people with no team or manager are under None) and the figure columns.
+    """The headline figures, as of `now`, per message, team, manager, channel, repetition
+    (1 = first) or period (UTC day, week from Monday, or month of the due time). Each row
+    has the key under the name of `by` (a message also has its title; a team its path, a
+    manager their email) and the figure columns.
+
+    A team's row covers the team and its sub-teams, a manager's row the manager and
+    everyone below them: each row is the figure of the matching filter
+    (cadence.figures.rollup). With `own`, a team's row covers its own members only and a
+    manager's row their direct reports. People with no team or manager are under None.
 
     By channel a person-occurrence counts once per channel it was planned on, and its answer
     counts for each; rows then add up to more than the overview.
     """
     keys, join_person = _keys(by, session.get_bind().dialect.name, period)
     sl = Slice(session, filters, now=now, tolerance=tolerance, per_channel=by == "channel")
-    rows = _figure_rows(sl, keys, join_person=join_person)
+    if by in ROLLED and not own:
+        rolled = Rollup(sl, by, {})
+        found = rolled.percentiles()
+        rows = [{by: g[0], **_figures(s, found.get(g, {}))} for g, s in rolled.sums.items()]
+    else:
+        rows = _figure_rows(sl, keys, join_person=join_person)
     labels = _labels(session, by, [r[by] for r in rows])
     for row in rows:
         if by == "message":
             row["title"] = labels.get(row[by])
-        elif by in ("team", "manager"):
+        elif by in ROLLED:
             row[by] = labels.get(row[by])
         elif by == "repetition":
             row[by] = int(row[by])
@@ -329,13 +344,13 @@ def ack_curve(session: Session, message_id: int, filters: Filters) -> list[tuple
 
 
 def heatmap(session: Session, filters: Filters) -> dict[str, Any]:
-    """Acknowledgement rate per team (each person's own team) and message.
+    """Acknowledgement rate per team (with its sub-teams, as `breakdown` by team) and
+    message.
 
     `rates[i][j]` is for `teams[i]` and `messages[j]`; None where nothing was sent. `cells`
     lists the counts behind every rate.
     """
-    sl = Slice(session, filters)
-    found = sl.sums({"team": Person.team_id, "message": Occurrence.message_id}, join_person=True)
+    found = Rollup(Slice(session, filters), "team", {"message": Occurrence.message_id}).sums
     team_names = _labels(session, "team", [team for team, _ in found])
     titles = _labels(session, "message", [message for _, message in found])
     cells = sorted(
@@ -456,6 +471,7 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "FIGURE_COLUMNS",
     "PERIODS",
+    "ROLLED",
     "SEND_PURPOSES",
     "Filters",
     "ack_curve",

@@ -20,7 +20,7 @@ two buckets it needs (cadence.figures.percentiles), so no figure sorts millions 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -163,6 +163,8 @@ class Slice:
     ) -> None:
         self.session = session
         self.filters = filters
+        self.now = now
+        self.purposes = tuple(purposes)
         self.occurrence = occurrence_conditions(filters, now, purposes)
         self.people = People(session, filters)
         self.tolerance = tolerance
@@ -234,7 +236,7 @@ class Slice:
         if self.people.root is not None:  # the tree's own leader has no cell of their own
             root = self._row_sums(keys, True, PersonOccurrence.person_id == self.people.root)
             for group, more in self._read_sums(root).items():
-                found[group] = _added(found[group], more) if group in found else more
+                found[group] = added(found[group], more) if group in found else more
         return found
 
     def _row_sums(
@@ -369,34 +371,43 @@ class Slice:
         join_person: bool = False,
         wanted: Mapping[str, float] = PERCENTILES,
         histograms: Mapping[GroupKey, list[tuple[int, int]]] | None = None,
+        values_in: Callable[[GroupKey], ValuesIn] | None = None,
+        histograms_again: Callable[[], Mapping[GroupKey, list[tuple[int, int]]]] | None = None,
     ) -> dict[GroupKey, dict[str, float | None]]:
         """Per group: each wanted percentile of the time to acknowledge, in seconds.
 
         The histograms are read first (or given) and then one or two buckets' rows; when a
         refresh committed in between and a bucket holds fewer rows than its count, the
         histogram is read again, a few times at most, before the percentile is given up as
-        unknown (None).
+        unknown (None). Groups that are not `keys`' own (rolled-up ones) bring their
+        `values_in` and a way to read their histograms again.
         """
         if histograms is None:
             histograms = self.histograms(keys, "wait", join_person=join_person)
         found: dict[GroupKey, dict[str, float | None]] = {}
         for group, histogram in histograms.items():
-            values_in = self._values_in(keys, group)
+            reader = values_in(group) if values_in else self.values_in(keys, group)
             for _ in range(3):
                 try:
                     found[group] = {
-                        n: _round(percentile(histogram, p, values_in)) for n, p in wanted.items()
+                        n: _round(percentile(histogram, p, reader)) for n, p in wanted.items()
                     }
                     break
                 except StaleHistogram:
-                    again = self.histograms(keys, "wait", join_person=join_person)
+                    again = (
+                        histograms_again()
+                        if histograms_again
+                        else self.histograms(keys, "wait", join_person=join_person)
+                    )
                     histogram = again.get(group, [])
             else:
                 found[group] = dict.fromkeys(wanted)
         return found
 
-    def _values_in(self, keys: Mapping[str, SqlColumn], group: GroupKey) -> ValuesIn:
-        """Reads one bucket's times to acknowledge for one group, in order."""
+    def values_in(
+        self, keys: Mapping[str, SqlColumn], group: GroupKey, *where: ColumnElement[bool]
+    ) -> ValuesIn:
+        """Reads one bucket's times to acknowledge for one group (and `where`), in order."""
         # The group's own occurrences and people are picked first, so that the rows of a
         # bucket are read through the index, without a join.
         by_occurrence: list[ColumnElement[bool]] = []
@@ -414,7 +425,7 @@ class Slice:
         # (A row has a wait bucket only once it was sent and answered.)
         rows = self.rows(
             [self.columns.wait_s], join_occurrence=False, occurrence_where=by_occurrence
-        ).where(*by_row)
+        ).where(*by_row, *where)
         if by_person:
             rows = rows.where(PersonOccurrence.person_id.in_(select(Person.id).where(*by_person)))
 
@@ -438,7 +449,7 @@ def _cell_key(column: Any) -> str | None:
     return None
 
 
-def _added(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+def added(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """Two groups' sums together."""
     firsts = [t for t in (a["first_sent"], b["first_sent"]) if t is not None]
     return {

@@ -380,11 +380,11 @@ def router(deps: WebDeps) -> APIRouter:
             teams_table = Table(
                 "teams",
                 "By team",
-                [Column("team", "Team"), *FIGURE_TABLE_COLUMNS],
-                [{**r, "team": r["team"] or "(no team)"} for r in by_team],
+                [Column("team", "Team", "team"), *FIGURE_TABLE_COLUMNS],
+                by_team,
                 present,
                 csv_url(path, form, "teams"),
-                note="Each person counts in their own team (not its parents).",
+                note="Each team with its sub-teams.",
             )
             leaders_table = Table(
                 "leaders",

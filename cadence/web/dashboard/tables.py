@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cadence.clock import utcnow
-from cadence.figures import csv_safe
+from cadence.figures import csv_safe, labels
 from cadence.units import duration
 
 # ---------------------------------------------------------------------------------------
@@ -89,7 +89,8 @@ def _hours(value: Any) -> str:
 class Column:
     key: str
     label: str
-    kind: str = "text"  # text, count, share, seconds, time, score, hours, status, yesno
+    # text, count, share, seconds, time, score, hours, status, yesno, team, manager
+    kind: str = "text"
     link: Callable[[Mapping[str, Any]], str | None] | None = None
 
     @property
@@ -112,6 +113,8 @@ _FORMATS: dict[str, Callable[[Any], str]] = {
     "seconds": _duration,
     "score": _score,
     "hours": _hours,
+    "team": lambda value: str(labels.shown("team", value)),
+    "manager": lambda value: str(labels.shown("manager", value)),
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cadence.figures import labels
 from cadence.launches.cascade import LaunchContext, get_launch, launch_occurrence, plan
 from cadence.launches.status import released_and_sent
 from cadence.store.models import (
@@ -119,7 +120,7 @@ LAUNCH_COLUMNS = [
 WAITING_COLUMNS = [
     Column("name", "Name"),
     Column("person", "Email"),
-    Column("team", "Team"),
+    Column("team", "Team", "team"),
     Column("manager", "Manager"),
     Column("repetition", "Repetition", "count"),
     Column("sent_at", "Sent", "time"),
@@ -144,7 +145,7 @@ REPETITION_COLUMNS = [
     Column("acknowledged", "Acknowledged", "count"),
 ]
 HEAT_COLUMNS = [
-    Column("team", "Team"),
+    Column("team", "Team", "team"),
     Column("message_id", "Message id", "count"),
     Column("title", "Message"),
     Column("sent", "Sent", "count"),
@@ -154,7 +155,7 @@ HEAT_COLUMNS = [
 LEADER_COLUMNS = [
     Column("name", "Leader"),
     Column("leader", "Email"),
-    Column("team", "Team"),
+    Column("team", "Team", "team"),
     Column("direct_reports", "Reports", "count"),
     Column("briefings", "Briefings", "count"),
     Column("briefings_acknowledged", "Acknowledged", "count"),
@@ -333,15 +334,15 @@ def _heat(heat: Mapping[str, Any]) -> tuple[HeatTable, list[dict[str, Any]]]:
     """The heatmap as a coloured table, and its cells as rows for the CSV."""
     titles = {m["id"]: m["title"] or f"Message {m['id']}" for m in heat["messages"]}
     columns = [titles[m["id"]] for m in heat["messages"]]
-    rows = [team or "(no team)" for team in heat["teams"]]
+    rows = [labels.shown("team", team) for team in heat["teams"]]
     cells: dict[tuple[str, str], HeatCell] = {}
     csv_rows: list[dict[str, Any]] = []
     for cell in heat["cells"]:
-        team = cell["team"] or "(no team)"
+        team = labels.shown("team", cell["team"])
         title = titles.get(cell["message_id"], str(cell["message_id"]))
         cells[(team, title)] = heat_cell(
             cell["ack_rate"],
             f"{team}, {title}: {cell['acknowledged']} of {cell['sent']} acknowledged",
         )
-        csv_rows.append({**cell, "team": team, "title": title})
+        csv_rows.append({**cell, "title": title})
     return heat_table(rows, columns, cells), csv_rows
