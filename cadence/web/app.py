@@ -43,7 +43,15 @@ async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
 
 
 def build_app(deps: WebDeps) -> FastAPI:
-    from cadence.web import ack_pages, api, dashboard, health, inbox, slack_interactions
+    from cadence.web import (
+        ack_pages,
+        api,
+        dashboard,
+        health,
+        inbox,
+        slack_interactions,
+        static_files,
+    )
 
     app = FastAPI(
         title="Cadence",
@@ -62,6 +70,7 @@ def build_app(deps: WebDeps) -> FastAPI:
     app.include_router(dashboard.router(deps))
     app.include_router(api.router(deps))
     app.include_router(inbox.router(deps))
+    app.include_router(static_files.router())
     return app
 
 

@@ -40,6 +40,14 @@ DASHBOARD_HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
 }
+# The composing pages' live previews: our own scripts, asking only our own server; every
+# other page runs no script at all.
+SCRIPT_HEADERS = {
+    **DASHBOARD_HEADERS,
+    "Content-Security-Policy": (
+        DASHBOARD_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
+    ),
+}
 
 
 class Refused(Exception):
@@ -53,10 +61,14 @@ class Refused(Exception):
 NOT_FOUND = (404, "Not found", "There is no such page, or it is not one you can see.")
 
 
-def html(template: str, http_status: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(
-        render(template, **context), status_code=http_status, headers=DASHBOARD_HEADERS
-    )
+def html(
+    template: str,
+    http_status: int = 200,
+    *,
+    headers: dict[str, str] = DASHBOARD_HEADERS,
+    **context: Any,
+) -> HTMLResponse:
+    return HTMLResponse(render(template, **context), status_code=http_status, headers=headers)
 
 
 def safe_next(target: str) -> str:
@@ -112,7 +124,7 @@ class Frame:
             raise Refused(
                 403,
                 "This form was not sent from Cadence",
-                "Sign-in and sign-out only work from Cadence's own pages.",
+                "Cadence's forms only work from Cadence's own pages.",
             )
         cookie = request.cookies.get(CSRF_COOKIE, "")
         expected = csrf_field(self.secret, cookie, purpose) if cookie else ""
@@ -154,15 +166,26 @@ class Frame:
         template: str,
         section: str,
         http_status: int = 200,
+        *,
+        scripts: bool = False,
         **context: Any,
     ) -> Response:
+        """A dashboard page. Its forms get their CSRF fields from `form_csrf(purpose)` in
+        the template, checked on post by `check_same_site` with the same purpose.
+        `scripts` allows the page our own scripts (`/static/...`), for live previews."""
         cookie = self.csrf_cookie(request)
+
+        def form_csrf(purpose: str) -> str:
+            return csrf_field(self.secret, cookie, purpose)
+
         response = html(
             template,
             http_status,
+            headers=SCRIPT_HEADERS if scripts else DASHBOARD_HEADERS,
             viewer=viewer,
             section=section,
-            logout_csrf=csrf_field(self.secret, cookie, LOGOUT_PURPOSE),
+            logout_csrf=form_csrf(LOGOUT_PURPOSE),
+            form_csrf=form_csrf,
             zone_name=self.settings.timezone,
             **context,
         )
