@@ -137,38 +137,84 @@ def plan(session: Session, message: Message, launch: Launch, ctx: LaunchContext)
     return plan_timeline(members, launch.customer_at, launch.planned_from, _policy(launch, ctx))
 
 
-def _validate(spec: LaunchSpec, now: datetime) -> list[str]:
-    found = validate_content(spec.title, spec.body, [])
-    extras = {"customer copy": spec.customer_copy, "talking points": spec.talking_points}
-    for what, text in {**extras, "FAQ": spec.faq}.items():
+def content_problems(
+    title: str, body: str, customer_copy: str, talking_points: str | None, faq: str | None
+) -> list[tuple[str, str]]:
+    """Every problem with a launch's words, as (field, sentence); the field is one of
+    `title`, `body`, `customer_copy`, `talking_points` and `faq`."""
+    found = [
+        ("title" if line.startswith("title") else "body", line)
+        for line in validate_content(title, body, [])
+    ]
+    extras: dict[str, tuple[str, str | None]] = {
+        "customer_copy": ("customer copy", customer_copy),
+        "talking_points": ("talking points", talking_points),
+        "faq": ("FAQ", faq),
+    }
+    for key, (what, text) in extras.items():
         if text and (why := nul_problem(text, what)):
-            found.append(why)
-    if not spec.customer_copy.strip():
-        found.append("customer copy is empty")
-    elif len(spec.customer_copy) > MAX_COPY:
-        found.append(f"customer copy is longer than {MAX_COPY} characters")
-    if why := day_problem(spec.customer_at.date(), "the customer time"):
-        found.append(why)
-    elif spec.customer_at <= now:
-        found.append(f"the customer time {spec.customer_at.isoformat()} has already passed")
-    hours = [spec.lead_hours, spec.margin_minutes, spec.leader_lead_hours or 0.0]
-    if not all(math.isfinite(value) for value in hours):
-        found.append("--lead, --leader-lead and --margin must be finite numbers")
-    elif spec.lead_hours < 0 or spec.margin_minutes < 0:
-        found.append("--lead and --margin cannot be negative")
-    if spec.leader_lead_hours is not None and spec.leader_lead_hours <= 0:
-        found.append("--leader-lead must be positive (or left out for one working day)")
+            found.append((key, why))
+    if not customer_copy.strip():
+        found.append(("customer_copy", "customer copy is empty"))
+    elif len(customer_copy) > MAX_COPY:
+        found.append(("customer_copy", f"customer copy is longer than {MAX_COPY} characters"))
     return found
 
 
-def add_launch(session: Session, spec: LaunchSpec, now: datetime, ctx: LaunchContext) -> Message:
-    """Store a launch, or refuse it when its timeline cannot reach everyone in time."""
+def timing_problems(
+    customer_at: datetime,
+    now: datetime,
+    lead_hours: float,
+    leader_lead_hours: float | None,
+    margin_minutes: float,
+) -> list[tuple[str, str]]:
+    """Every problem with a launch's times, as (field, sentence); the field is one of
+    `customer_at`, `lead`, `leader_lead` and `margin`."""
+    found: list[tuple[str, str]] = []
+    if why := day_problem(customer_at.date(), "the customer time"):
+        found.append(("customer_at", why))
+    elif customer_at <= now:
+        found.append(
+            ("customer_at", f"the customer time {customer_at.isoformat()} has already passed")
+        )
+    hours = {"lead": lead_hours, "margin": margin_minutes, "leader_lead": leader_lead_hours or 0.0}
+    if not all(math.isfinite(value) for value in hours.values()):
+        bad = next(key for key, value in hours.items() if not math.isfinite(value))
+        found.append((bad, "--lead, --leader-lead and --margin must be finite numbers"))
+    elif lead_hours < 0 or margin_minutes < 0:
+        bad = "lead" if lead_hours < 0 else "margin"
+        found.append((bad, "--lead and --margin cannot be negative"))
+    if leader_lead_hours is not None and leader_lead_hours <= 0:
+        found.append(
+            ("leader_lead", "--leader-lead must be positive (or left out for one working day)")
+        )
+    return found
 
-    found = _validate(spec, now)
+
+def channel_problems(channels: list[str]) -> list[tuple[str, str]]:
     known = list(KNOWN_CHANNELS)
-    found += [f"unknown channel {c!r}" for c in spec.channels if c not in known]
-    if found:
-        raise InputError("launch refused:", found)
+    return [("channels", f"unknown channel {c!r}") for c in channels if c not in known]
+
+
+def launch_problems(spec: LaunchSpec, now: datetime) -> list[tuple[str, str]]:
+    """Every problem with a launch before its timeline is planned, each with the field it
+    is about, so a form can show it there; `add_launch` refuses with the same lines."""
+    return [
+        *content_problems(spec.title, spec.body, spec.customer_copy, spec.talking_points, spec.faq),
+        *timing_problems(
+            spec.customer_at, now, spec.lead_hours, spec.leader_lead_hours, spec.margin_minutes
+        ),
+        *channel_problems(spec.channels),
+    ]
+
+
+def _validate(spec: LaunchSpec, now: datetime) -> list[str]:
+    """The sentences of `launch_problems` but the channels' (an edit keeps its channels)."""
+    return [line for key, line in launch_problems(spec, now) if key != "channels"]
+
+
+def _rows(spec: LaunchSpec, now: datetime) -> tuple[Message, Launch]:
+    """The launch's rows, not yet in any session."""
     message = Message(
         kind=MessageKind.LAUNCH.value,
         title=spec.title.strip(),
@@ -193,8 +239,29 @@ def add_launch(session: Session, spec: LaunchSpec, now: datetime, ctx: LaunchCon
         margin_minutes=spec.margin_minutes,
         planned_from=now,
     )
+    return message, launch
+
+
+def check_timeline(
+    session: Session, spec: LaunchSpec, now: datetime, ctx: LaunchContext
+) -> Timeline:
+    """The timeline `add_launch` would plan for this launch now, storing nothing: what a
+    composer checks while the launch is still being written (only its audience and times
+    matter, so its words may still be unfinished)."""
+    message, launch = _rows(spec, now)
+    return plan(session, message, launch, ctx)
+
+
+def add_launch(session: Session, spec: LaunchSpec, now: datetime, ctx: LaunchContext) -> Message:
+    """Store a launch, or refuse it when its timeline cannot reach everyone in time."""
+
+    found = [line for _, line in launch_problems(spec, now)]
+    if found:
+        raise InputError("launch refused:", found)
+    message, launch = _rows(spec, now)
     timeline = plan(session, message, launch, ctx)
-    _refuse_if_late(timeline)
+    if (refused := refusal(timeline)) is not None:
+        raise refused
     session.add_all([message, launch])
     session.flush()
     session.add(
@@ -212,19 +279,27 @@ def add_launch(session: Session, spec: LaunchSpec, now: datetime, ctx: LaunchCon
     return message
 
 
-def _refuse_if_late(timeline: Timeline) -> None:
+def refusal(timeline: Timeline) -> InputError | None:
+    """Why `add_launch` refuses this timeline (its summary and one line per problem), or
+    None when it reaches everyone in time."""
     if not timeline.releases:
-        raise InputError("launch refused: nobody is in its audience")
+        return InputError("launch refused: nobody is in its audience")
     found = problems(timeline)
-    if found:
-        minutes = timeline.fanout.total_seconds() / 60
-        if minutes >= 1:
-            # Often the reason: at the workspace's send rate, reaching everyone takes time.
-            found.append(
-                f"fan-out: sending to {len(timeline.releases)} people at the configured rate "
-                f"takes {minutes:.0f} minutes (CADENCE_SLACK_RATE_PER_MINUTE)"
-            )
-        raise InputError("launch refused: staff would not all have it before customers", found)
+    if not found:
+        return None
+    minutes = timeline.fanout.total_seconds() / 60
+    if minutes >= 1:
+        # Often the reason: at the workspace's send rate, reaching everyone takes time.
+        found.append(
+            f"fan-out: sending to {len(timeline.releases)} people at the configured rate "
+            f"takes {minutes:.0f} minutes (CADENCE_SLACK_RATE_PER_MINUTE)"
+        )
+    return InputError("launch refused: staff would not all have it before customers", found)
+
+
+def _refuse_if_late(timeline: Timeline) -> None:
+    if (refused := refusal(timeline)) is not None:
+        raise refused
 
 
 def get_launch(session: Session, message_id: int) -> tuple[Message, Launch]:
