@@ -28,7 +28,7 @@ from cadence.store.db import session_scope
 from cadence.store.models import Launch, Message, User
 from tests.conftest import CliResult
 from tests.test_browser import browser  # noqa: F401 (a fixture)
-from tests.test_dashboard import NOW, PASSWORD, Live, sign_in, start
+from tests.test_dashboard import NOW, PASSWORD, Live, seed, sign_in, start
 
 PATH = "/dashboard/compose/launch"
 SCREENSHOT = Path("/tmp/launch-compose.png")
@@ -113,6 +113,7 @@ def test_the_composer_needs_a_sign_in(live: Live) -> None:
         preview = client.post(f"{PATH}/preview", data={"title": "x"})
     assert page.status_code == 303 and page.headers["location"].startswith("/login?next=")
     assert posted.status_code == 303
+    assert posted.headers["location"] == "/login?next=%2Fdashboard%2Fcompose%2Flaunch"
     assert preview.status_code == 401 and "Sign in again" in preview.text
 
 
@@ -213,6 +214,7 @@ def test_every_problem_is_shown_next_to_its_field_and_nothing_is_stored(live: Li
         )
         bad_zone = post(client, live, tz="Mars/Olympus")
         bad_time = post(client, live, customer_at="next friday", margin="nan")
+        too_long = post(client, live, lead="1e8", margin="1e9")
     assert refused.status_code == 400
     page = refused.text
     assert error_of(page, "title") == ["title is empty"]
@@ -227,21 +229,31 @@ def test_every_problem_is_shown_next_to_its_field_and_nothing_is_stored(live: Li
     assert error_of(page, "leader-lead") == [
         "--leader-lead must be positive (or left out for one working day)"
     ]
-    assert page.count('aria-invalid="true"') == 8
+    assert page.count('aria-invalid="true"') == 6  # and two fieldsets
     assert 'aria-describedby="launch-title-error"' in page
     assert "8 problems: nothing was stored" in page
     assert error_of(bad_zone.text, "tz")[0].startswith("unknown time zone 'Mars/Olympus'")
     assert error_of(bad_time.text, "customer-at") == [
         "customer time 'next friday' is not a date and time: YYYY-MM-DDTHH:MM"
     ]
-    assert (
-        error_of(bad_time.text, "margin")
-        == ["--lead, --leader-lead and --margin must be finite numbers"]
-        or "margin 'nan'" in bad_time.text
-    )
+    assert error_of(bad_time.text, "margin") == [
+        "--lead, --leader-lead and --margin must be finite numbers"
+    ]
+    assert error_of(too_long.text, "lead") == ["--lead must be at most 8784 hours (a year)"]
+    assert error_of(too_long.text, "margin") == ["--margin must be at most 527040 minutes (a year)"]
     assert launches(live.runtime) == before
     # The typed text comes back as it was sent.
     assert "Hello {{ name" in html.unescape(page)
+
+
+def test_a_lead_past_a_year_is_refused_on_the_command_line_too(cli: Any, session: Session) -> None:
+    seed(session)
+    result = cli(
+        "launch", "add", "--title", "T", "--body", "B", "--customer-copy", "C",
+        "--customer-at", "2030-01-01T09:00", "--tz", "UTC", "--everyone", "--lead", "1e8",
+    )  # fmt: skip
+    assert result.code == 2
+    assert "--lead must be at most 8784 hours (a year)" in result.err
 
 
 def test_a_past_customer_time_is_the_customer_times_problem(live: Live) -> None:

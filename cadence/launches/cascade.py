@@ -48,6 +48,7 @@ from cadence.store.models import (
 
 LAUNCH_PURPOSE = "launch"
 MAX_COPY = 20_000
+MAX_LEAD_HOURS = 366 * 24
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,15 @@ def timing_problems(
     elif lead_hours < 0 or margin_minutes < 0:
         bad = "lead" if lead_hours < 0 else "margin"
         found.append((bad, "--lead and --margin cannot be negative"))
+    else:
+        # Beyond a year the plan would count back past the calendar's first day.
+        limits = {"lead": (lead_hours, MAX_LEAD_HOURS, "hours")}
+        limits["leader_lead"] = (leader_lead_hours or 0.0, MAX_LEAD_HOURS, "hours")
+        limits["margin"] = (margin_minutes, MAX_LEAD_HOURS * 60, "minutes")
+        for key, (value, most, unit) in limits.items():
+            if value > most:
+                flag = "--" + key.replace("_", "-")
+                found.append((key, f"{flag} must be at most {most:g} {unit} (a year)"))
     if leader_lead_hours is not None and leader_lead_hours <= 0:
         found.append(
             ("leader_lead", "--leader-lead must be positive (or left out for one working day)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
+from urllib.parse import quote
 from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Request
@@ -23,6 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from cadence.access.users import Viewer
 from cadence.config import KNOWN_CHANNELS
@@ -122,6 +124,13 @@ def router(frame: Frame) -> APIRouter:
     deps = frame.deps
     ctx = context_from(frame.settings)
 
+    def to_login(request: Request) -> Response:
+        """Signed out while composing: back to the composer after signing in (a posted
+        form cannot be followed by a GET)."""
+        response = frame.to_login(request)
+        response.headers["location"] = f"/login?next={quote(PATH, safe='')}"
+        return response
+
     def choices_for(viewer: Viewer) -> AudienceChoices:
         with deps.sessions() as session:
             return audience_choices(session, viewer)
@@ -161,8 +170,8 @@ def router(frame: Frame) -> APIRouter:
         with deps.sessions() as session:
             return check(session, viewer, form, deps.clock(), ctx)
 
-    async def posted(request: Request, viewer: Viewer) -> LaunchForm:
-        data = await request.form()
+    def read(request: Request, data: FormData) -> LaunchForm:
+        """The posted form, once it is known to come from our own page."""
         frame.check_same_site(request, str(data.get("csrf", "")), PURPOSE)
         form = LaunchForm.read({key: data.getlist(key) for key in data})
         chosen = data.get("use_customer_at")
@@ -179,50 +188,63 @@ def router(frame: Frame) -> APIRouter:
         form = LaunchForm(tz=frame.settings.timezone)
         return show(request, viewer, form, Checked())
 
+    # The posts read their form asynchronously, then do the rest (the database) in a thread.
+
     @routes.post(f"{PATH}/check", response_class=HTMLResponse)
     async def check_page(request: Request) -> Response:
         """The whole page again with the timeline checked: the button for browsers
         without JavaScript, and where "use it" lands there."""
-        viewer = frame.viewer_of(request)
-        if viewer is None:
-            return frame.to_login(request)
-        try:
-            form = await posted(request, viewer)
-        except Refused as refused:
-            return frame.problem_page(request, viewer, refused)
-        checked = await run_in_threadpool(checked_form, viewer, form)
-        return await run_in_threadpool(show, request, viewer, form, checked)
+        data = await request.form()
+
+        def answer() -> Response:
+            viewer = frame.viewer_of(request)
+            if viewer is None:
+                return to_login(request)
+            try:
+                form = read(request, data)
+            except Refused as refused:
+                return frame.problem_page(request, viewer, refused)
+            return show(request, viewer, form, checked_form(viewer, form))
+
+        return await run_in_threadpool(answer)
 
     @routes.post(f"{PATH}/preview", response_class=HTMLResponse)
     async def preview(request: Request) -> Response:
         """The timeline panel alone, for the composer's script to put in place."""
-        viewer = frame.viewer_of(request)
-        if viewer is None:
-            return html(PANEL, 401, view=None, signed_out=True)
-        try:
-            form = await posted(request, viewer)
-        except Refused as refused:
-            return html(PANEL, refused.status, view=None, refused_post=refused)
-        checked = await run_in_threadpool(checked_form, viewer, form)
-        view = timeline_view(checked, form, deps.clock(), _pristine(form))
-        return html(PANEL, view=view)
+        data = await request.form()
+
+        def answer() -> Response:
+            viewer = frame.viewer_of(request)
+            if viewer is None:
+                return html(PANEL, 401, view=None, signed_out=True)
+            try:
+                form = read(request, data)
+            except Refused as refused:
+                return html(PANEL, refused.status, view=None, refused_post=refused)
+            checked = checked_form(viewer, form)
+            return html(PANEL, view=timeline_view(checked, form, deps.clock(), _pristine(form)))
+
+        return await run_in_threadpool(answer)
 
     @routes.post(PATH, response_class=HTMLResponse)
     async def create(request: Request) -> Response:
         """Store the launch and go to its page, or show the form with every problem."""
-        viewer = frame.viewer_of(request)
-        if viewer is None:
-            return frame.to_login(request)
-        try:
-            form = await posted(request, viewer)
-        except Refused as refused:
-            return frame.problem_page(request, viewer, refused)
-        checked, created = await run_in_threadpool(store, viewer, form)
-        if created is not None:
-            return RedirectResponse(f"/dashboard/launches/{created}", status_code=303)
-        return await run_in_threadpool(
-            lambda: show(request, viewer, form, checked, http_status=400, submitted=True)
-        )
+        data = await request.form()
+
+        def answer() -> Response:
+            viewer = frame.viewer_of(request)
+            if viewer is None:
+                return to_login(request)
+            try:
+                form = read(request, data)
+            except Refused as refused:
+                return frame.problem_page(request, viewer, refused)
+            checked, created = store(viewer, form)
+            if created is not None:
+                return RedirectResponse(f"/dashboard/launches/{created}", status_code=303)
+            return show(request, viewer, form, checked, http_status=400, submitted=True)
+
+        return await run_in_threadpool(answer)
 
     def store(viewer: Viewer, form: LaunchForm) -> tuple[Checked, int | None]:
         """One transaction: checked, then stored and submitted, or nothing at all."""

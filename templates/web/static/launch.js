@@ -18,6 +18,8 @@
   var timer = null;
   var inFlight = null;
   var asked = 0;
+  // The words do not change the timeline: writing them asks the server nothing.
+  var WORDS = ["title", "body", "customer_copy", "talking_points", "faq"];
 
   function check() {
     timer = null;
@@ -51,7 +53,10 @@
       });
   }
 
-  function soon() {
+  function soon(event) {
+    if (event && event.target && WORDS.indexOf(event.target.name) >= 0) {
+      return;
+    }
     if (timer) {
       clearTimeout(timer);
     }
