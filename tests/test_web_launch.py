@@ -11,8 +11,10 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -195,6 +197,20 @@ def test_the_preview_answers_the_panel_alone(live: Live) -> None:
     assert "checked as soon as the launch has an audience" in pristine.text
 
 
+def test_the_earliest_time_is_given_in_the_customer_zone(live: Live) -> None:
+    with sign_in(live, "comms@example.com") as client:
+        panel = post(client, live, f"{PATH}/preview", tz="America/New_York",
+                     customer_at="2026-03-13T08:00")  # fmt: skip
+        assert "it waits for them" not in client.get(PATH).text
+    text = html.unescape(panel.text)
+    line = re.search(r"earliest customer time that works: (\S+)</li>", text)
+    offered = re.search(r'data-use-customer-at="([^"]+)"', text)
+    assert line and offered, text
+    in_new_york = datetime.fromisoformat(line.group(1)).astimezone(ZoneInfo("America/New_York"))
+    assert offered.group(1) == in_new_york.strftime("%Y-%m-%dT%H:%M")
+    assert "America/New_York" in text
+
+
 def test_every_problem_is_shown_next_to_its_field_and_nothing_is_stored(live: Live) -> None:
     before = launches(live.runtime)
     with sign_in(live, "comms@example.com") as client:
@@ -293,6 +309,7 @@ def test_a_leaders_launch_waits_for_approval_when_comms_require_it(live: Live) -
         assert comms is not None
         approvals.set_requires_approval(session, comms, True, NOW)
     with sign_in(live, "b.boss@example.com") as client:
+        assert "it waits for them" in client.get(PATH).text
         done = post(client, live, trees=[], teams=["Sales"])
         assert done.status_code == 303, done.text
         shown = client.get(done.headers["location"])

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from cadence.access import policy
 from cadence.access.users import Viewer
 from cadence.config import KNOWN_CHANNELS
 from cadence.errors import InputError
@@ -131,9 +132,11 @@ def router(frame: Frame) -> APIRouter:
         response.headers["location"] = f"/login?next={quote(PATH, safe='')}"
         return response
 
-    def choices_for(viewer: Viewer) -> AudienceChoices:
+    def choices_for(viewer: Viewer) -> tuple[AudienceChoices, bool]:
+        """What the viewer may target, and whether their launch would wait for approval."""
         with deps.sessions() as session:
-            return audience_choices(session, viewer)
+            held = not policy.sees_everything(viewer) and approvals.requires_approval(session)
+            return audience_choices(session, viewer), held
 
     def show(
         request: Request,
@@ -147,6 +150,7 @@ def router(frame: Frame) -> APIRouter:
         """The composer; after a refused submit, every problem is listed next to its
         field and at the top, and a refused timeline by the customer time."""
         shown = checked if submitted else _timing_only(checked)
+        choices, held = choices_for(viewer)
         return frame.page(
             request,
             viewer,
@@ -155,7 +159,8 @@ def router(frame: Frame) -> APIRouter:
             http_status,
             scripts=True,
             form=form,
-            choices=choices_for(viewer),
+            choices=choices,
+            held=held,
             errors=shown.errors,
             summary=shown.summary(submitted),
             refused=checked.refusal if submitted else None,
