@@ -28,6 +28,7 @@ from cadence.messages import approvals
 from cadence.runtime import Runtime
 from cadence.store.db import session_scope
 from cadence.store.models import Launch, Message, User
+from tests.accessibility import assert_accessible
 from tests.conftest import CliResult
 from tests.test_browser import browser  # noqa: F401 (a fixture)
 from tests.test_dashboard import NOW, PASSWORD, Live, seed, sign_in, start
@@ -406,3 +407,28 @@ def test_the_timeline_is_checked_as_you_type_and_use_it_fixes_it(
     page.get_by_role("button", name="Create launch").click()
     page.wait_for_url(re.compile(r".*/dashboard/launches/\d+$"))
     assert "New prices" in page.content()
+
+
+@pytest.mark.parametrize("who", ["comms@example.com", "b.boss@example.com"])
+def test_the_composer_is_accessible_as_written_refused_and_with_problems(
+    browser: Browser,  # noqa: F811 (the fixture above)
+    live: Live,
+    who: str,
+) -> None:
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live.url}{PATH}")
+    page.fill("#email", who)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live.url}{PATH}")
+    assert_accessible(page)
+    page.locator("#launch-trees-label + .picker input").first.check()
+    page.fill("#launch-customer-at", TOO_SOON)
+    page.locator("#launch-timeline [data-verdict=refused]").wait_for()
+    assert_accessible(page)
+    page.fill("#launch-people", "nobody@example.com")
+    page.get_by_role("button", name="Create launch").click()
+    page.locator("#launch-problems").wait_for()
+    assert_accessible(page)
+    context.close()
