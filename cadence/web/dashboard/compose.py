@@ -180,7 +180,6 @@ def router(frame: Frame) -> APIRouter:
             problems=problems,
             summary=summary(problems),
             error_id=error_id,
-            preview=preview,
             teams=targetable_teams(session, viewer),
             comms=policy.sees_everything(viewer),
             presets=PRESETS,

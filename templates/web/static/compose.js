@@ -12,7 +12,58 @@
   var timer = null;
   var asked = 0;
 
+  // The "Wording" choice of the preview follows the wordings written so far.
+  function syncWordingChoice() {
+    var choice = document.getElementById("preview_wording");
+    var boxes = form.querySelectorAll("textarea[name=wording]");
+    if (!choice) {
+      return;
+    }
+    var kept = choice.value;
+    var count = 1;
+    for (var i = 1; i < boxes.length; i++) {
+      if (boxes[i].value.trim()) {
+        count++;
+      }
+    }
+    choice.textContent = "";
+    for (var n = 0; n < count; n++) {
+      var option = document.createElement("option");
+      option.value = String(n);
+      option.textContent = n === 0 ? "The body" : "Variant " + n;
+      choice.appendChild(option);
+    }
+    choice.value = Number(kept) < count ? kept : "0";
+  }
+
+  // Another wording box, without a round trip (the button re-renders the page without us).
+  var add = document.getElementById("add-wording");
+  if (add) {
+    add.addEventListener("click", function (event) {
+      var boxes = form.querySelectorAll("textarea[name=wording]");
+      var last = boxes[boxes.length - 1];
+      if (boxes.length >= Number(add.getAttribute("data-max"))) {
+        return;
+      }
+      event.preventDefault();
+      var n = boxes.length;
+      var block = document.createElement("div");
+      block.className = "wording field";
+      var label = document.createElement("label");
+      label.htmlFor = "wording-" + n;
+      label.textContent = "Variant " + n;
+      var box = document.createElement("textarea");
+      box.id = "wording-" + n;
+      box.name = "wording";
+      block.appendChild(label);
+      block.appendChild(box);
+      last.closest(".wording").after(block);
+      box.focus();
+    });
+  }
+
   function refresh() {
+    syncWordingChoice();
     var data = new FormData(form);
     data.set("op", "preview");
     var mine = ++asked;
