@@ -265,7 +265,7 @@ def test_every_problem_is_shown_by_its_field_and_nothing_is_stored(live: Live) -
     assert error_of(page.text, "days") == "choose at least one day of the week"
     assert error_of(page.text, "channels") == "no channel given"
     assert error_of(page.text, "end-date") == "end date 2026-03-01 is before the start 2026-03-16"
-    assert error_of(page.text, "remind-after-hours").startswith("--remind-after must be")
+    assert error_of(page.text, "remind-after-hours").startswith("remind after must be")
     assert error_of(page.text, "max-reminders") == "'many' is not a whole number"
     assert "unknown time zone 'Mars/Olympus'" in error_of(page.text, "timezone")
     assert 'aria-describedby="error-title" aria-invalid="true"' in page.text
@@ -389,6 +389,7 @@ def test_a_leader_composes_with_live_previews_and_submits(
     # The second wording, live.
     page.select_option("#preview_wording", "1")
     expect(slack).to_contain_text("Hi Ann, a solved problem is the goal.")
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     page.click("#submit")
     page.wait_for_url(re.compile(r".*/dashboard/messages/\d+\?done=scheduled$"))
@@ -396,3 +397,29 @@ def test_a_leader_composes_with_live_previews_and_submits(
     listed = cli("message", "list")
     assert listed.code == 0, listed
     assert "Own the outcome, weekly" in listed.out
+
+
+def test_without_javascript_problems_sit_by_their_fields(browser: Browser, live: Live) -> None:  # noqa: F811
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    page.goto(f"{live.url}/dashboard/compose")
+    page.fill("#email", "comms@example.com")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live.url}/dashboard/compose")
+    page.fill("#wording-0", "Hello {{ person.nickname }}")
+    page.uncheck("#day-MO")
+    page.click("#submit")
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("4 problems to fix")
+    title = page.locator("#title")
+    expect(title).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#error-title")).to_have_text("title is empty")
+    expect(page.locator("#error-days")).to_have_text("choose at least one day of the week")
+    expect(page.locator("#error-audience")).to_have_text("choose who gets it")
+    summary.get_by_role("link", name="title is empty").click()
+    expect(title).to_be_focused()
+    page.screenshot(path="/tmp/compose-problems.png", full_page=True)
+    context.close()

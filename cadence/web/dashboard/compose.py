@@ -256,6 +256,8 @@ def router(frame: Frame) -> APIRouter:
                 "previews": render("web/dashboard/compose_previews.html", **context),
                 "headcount": render("web/dashboard/compose_headcount.html", **context),
                 "problems": sum(len(lines) for lines in problems.values()),
+                "recipients": preview.recipients,
+                "recipient": preview.recipient,
             }
 
         return JSONResponse(await run_in_threadpool(work), headers=DASHBOARD_HEADERS)

@@ -48,6 +48,21 @@ CHANNELS = (("slack", "Slack"), ("email", "Email"))
 _NAMES = re.compile(r"[\s,;]+")
 
 Problems = dict[str, list[str]]
+# The domain's lines name the CLI's options; on the form they name its fields instead.
+_OPTION_WORDS = (
+    ("audience: give --everyone, --team, --person or --tree", "choose who gets it"),
+    ("--at HH:MM is required when --start is a date", "choose a time of day"),
+    ("give the time either in --start or with --at, not both", "give the time of day once"),
+    ("--remind-after must be", "remind after must be"),
+    ("--max-reminders must be", "reminders at most must be"),
+    ("--everyone", "everyone"),
+)
+
+
+def for_the_form(line: str) -> str:
+    for option, words in _OPTION_WORDS:
+        line = line.replace(option, words)
+    return line
 
 
 @dataclass
@@ -256,7 +271,7 @@ def build_spec(
     problems: Problems = {}
 
     def add(key: str, lines: list[str]) -> None:
-        problems.setdefault(key, []).extend(lines)
+        problems.setdefault(key, []).extend(for_the_form(line) for line in lines)
 
     rule = rule_of(form, problems)
     start_known = True

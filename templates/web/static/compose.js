@@ -62,6 +62,26 @@
     });
   }
 
+  // Whom the preview may be for follows the audience chosen so far.
+  function syncRecipients(people, chosen) {
+    var choice = document.getElementById("preview_person");
+    if (!choice) {
+      return;
+    }
+    var now = Array.prototype.map.call(choice.options, function (o) { return o.value; });
+    var wanted = people.map(function (p) { return p[0]; });
+    if (now.join("\n") !== wanted.join("\n")) {
+      choice.textContent = "";
+      people.forEach(function (p) {
+        var option = document.createElement("option");
+        option.value = p[0];
+        option.textContent = p[1] + " (" + p[0] + ")";
+        choice.appendChild(option);
+      });
+    }
+    choice.value = chosen;
+  }
+
   function refresh() {
     syncWordingChoice();
     var data = new FormData(form);
@@ -83,6 +103,7 @@
         return; // a newer preview is on its way
       }
       panel.innerHTML = answer.previews;
+      syncRecipients(answer.recipients, answer.recipient);
       headcount.innerHTML = answer.headcount;
       status.textContent = answer.problems ? "" : "Up to date";
     }).catch(function (error) {
@@ -110,6 +131,13 @@
     preset.addEventListener("change", showPreset);
     showPreset();
   }
+
+  ["preview_person", "preview_wording"].forEach(function (id) {
+    var outside = document.getElementById(id);
+    if (outside) {
+      outside.addEventListener("change", later);
+    }
+  });
 
   form.addEventListener("input", function (event) {
     if (event.target.id !== "audience-search") {
