@@ -11,7 +11,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from cadence.config import Settings
+from cadence.directory.audience import Audience
 from cadence.messages import approvals
+from cadence.messages.core import CadenceSpec, CoreMessageSpec, spec_problems, validate_spec
 from cadence.messages.planner import plan
 from cadence.runtime import Runtime
 from cadence.store.db import session_scope
-from cadence.store.models import Message, Occurrence, User
+from cadence.store.models import Cadence, Message, Occurrence, Person, User
+from cadence.web.dashboard.compose_form import ComposeForm, form_from_message, rule_of
 from tests.conftest import CliResult
 from tests.test_browser import browser  # noqa: F401  (the module's chromium)
 from tests.test_dashboard import NOW, PASSWORD, Live, csrf_of, sign_in, start
@@ -106,6 +109,59 @@ def error_of(page: str, key: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------
+
+
+def test_the_domain_keys_each_problem_by_its_field_and_keeps_the_cli_lines() -> None:
+    spec = CoreMessageSpec(
+        "",
+        "Hi {{ person.nickname }}",
+        Audience(everyone=True),
+        CadenceSpec("FREQ=SOMETIMES", datetime(2026, 3, 2, 9, 0), date(2026, 3, 1), "Mars/Base"),
+        ["  "],
+        ["pigeon"],
+        "some",
+        remind_after_hours=-1,
+        max_reminders=99,
+    )
+    keyed = spec_problems(spec)
+    assert [line for _, line in keyed] == validate_spec(spec)
+    assert [key for key, _ in keyed] == [
+        "title",
+        "body",
+        "variant 1",
+        "remind_after_hours",
+        "max_reminders",
+        "channels",
+        "channel_mode",
+        "timezone",
+        "rrule",
+        "end_date",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule"),
+    [
+        ({"preset": "weekdays"}, "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"),
+        ({"preset": "weekly", "days": ["TH", "MO"]}, "FREQ=WEEKLY;BYDAY=MO,TH"),
+        ({"preset": "monthly", "month_day": "MO"}, "FREQ=MONTHLY;BYDAY=1MO"),
+        (
+            {"preset": "every_n_weeks", "interval": "3", "days": ["WE"]},
+            "FREQ=WEEKLY;INTERVAL=3;BYDAY=WE",
+        ),
+        ({"preset": "advanced", "rrule": "FREQ=DAILY;COUNT=3"}, "FREQ=DAILY;COUNT=3"),
+    ],
+)
+def test_each_preset_is_a_readable_rrule_and_a_draft_reopens_as_it(
+    fields: dict[str, Any], rule: str
+) -> None:
+    problems: dict[str, list[str]] = {}
+    assert rule_of(ComposeForm(**fields), problems) == rule and problems == {}
+    stored = Message(title="t", body="b", audience={}, channels=["slack"], channel_mode="first")
+    stored.cadence = Cadence(rrule=rule, start_local=datetime(2026, 3, 2, 9, 0))
+    reopened = form_from_message(stored)
+    assert reopened.preset == fields["preset"]
+    assert rule_of(reopened, problems) == rule
 
 
 def test_the_page_needs_a_sign_in(live: Live) -> None:
@@ -359,6 +415,10 @@ def test_a_leader_composes_with_live_previews_and_submits(
     js_page: Page, live: Live, cli: Callable[..., CliResult]
 ) -> None:
     page = js_page
+    with session_scope(live.runtime.sessions) as session:
+        ann = session.scalar(select(Person).where(Person.email == "ann@example.com"))
+        assert ann is not None
+        ann.timezone = "America/New_York"
     page.goto(f"{live.url}/dashboard/compose")
     page.fill("#email", "lead.a@example.com")
     page.fill("#password", PASSWORD)
@@ -381,7 +441,9 @@ def test_a_leader_composes_with_live_previews_and_submits(
     expect(slack).to_contain_text("Hello Ann: we fix the problem, not the ticket.")
     expect(page.locator('[data-preview="email"]')).to_contain_text("Hello Ann")
     sends = page.locator('[data-preview="sends"]')
-    expect(sends).to_contain_text("UTC")
+    expect(sends.locator('[data-zone="UTC"]')).to_be_visible()
+    expect(sends.locator('[data-zone="America/New_York"]')).to_be_visible()
+    expect(sends).to_contain_text("America/New_York · 1 person")
     start = page.input_value("#start")
     assert start == "2026-03-12"
     expect(sends).to_contain_text("Mon 16 Mar 2026, 09:00")
