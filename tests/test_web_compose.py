@@ -290,9 +290,18 @@ def test_a_draft_is_never_planned_and_is_opened_again_and_submitted(live: Live) 
         assert done.headers["location"] == f"/dashboard/messages/{draft_id}?done=scheduled"
     stored = next(m for m in messages(live) if m.id == draft_id)
     assert stored.status == "active" and stored.title == "Draft, finished"
+    assert stored.wordings() == weekly_for_emea()["wording"]
     # Someone else's draft, or a message that is not a draft, is not there for them.
     with sign_in(live, "b.boss@example.com") as other:
         assert other.get(f"/dashboard/compose/{draft_id}").status_code == 404
+        theirs = post(
+            other, live, {**weekly_for_emea(team=[]), "people": "bea@example.com"}, "draft"
+        )
+        their_id = int(re.findall(r"\d+", theirs.headers["location"])[0])
+    with sign_in(live, "lead.a@example.com") as client:
+        crafted = {**weekly_for_emea(title="Taken over"), "draft_id": str(their_id)}
+        assert post(client, live, crafted, "submit").status_code == 404
+    assert next(m for m in messages(live) if m.id == their_id).status == "draft"
     with sign_in(live, "lead.a@example.com") as client:
         assert client.get(f"/dashboard/compose/{draft_id}").status_code == 404
         assert client.get("/dashboard/compose/nope").status_code == 404
@@ -374,12 +383,24 @@ def test_a_post_from_another_site_is_refused(live: Live) -> None:
     assert len(messages(live)) == before
 
 
+def test_what_the_author_writes_cannot_run_in_the_previews(live: Live) -> None:
+    body = '<script>alert(1)</script> [click](javascript:alert(2)) <img src=x onerror="alert(3)">'
+    fields = weekly_for_emea(title="<b>Loud</b>", wording=[body])
+    with sign_in(live, "comms@example.com") as client:
+        page = post(client, live, fields, "preview")
+    previews = page.text.split('id="previews"')[1].split("</aside>")[0]
+    assert "<script>" not in previews and 'href="javascript:' not in previews
+    assert "<img" not in previews and "<b>Loud" not in previews
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in previews
+
+
 def test_wordings_move_and_are_removed_without_javascript(live: Live) -> None:
     fields = weekly_for_emea(wording=["First", "Second", "Third"])
     with sign_in(live, "lead.a@example.com") as client:
         moved = post(client, live, fields, "up:2")
         removed = post(client, live, fields, "remove:1")
         down = post(client, live, fields, "down:0")
+        added = post(client, live, fields, "add")
 
     def boxes(page: httpx.Response) -> list[str]:
         return re.findall(
@@ -389,6 +410,8 @@ def test_wordings_move_and_are_removed_without_javascript(live: Live) -> None:
     assert boxes(moved) == ["First", "Third", "Second", ""]
     assert boxes(removed) == ["First", "Third", ""]
     assert boxes(down) == ["Second", "First", "Third", ""]
+    assert boxes(added) == ["First", "Second", "Third", ""]
+    assert 'role="alert"' not in added.text  # rearranging is not checking
 
 
 # ---------------------------------------------------------------------------------------

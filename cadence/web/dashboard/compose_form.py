@@ -156,8 +156,10 @@ def read_form(data: FormData) -> ComposeForm:
 
 
 def apply_row_action(form: ComposeForm, op: str) -> bool:
-    """Move a wording up or down, or remove it (`up:N`, `down:N`, `remove:N`), for the form
-    without JavaScript; True when `op` was one of them."""
+    """Move a wording up or down, or remove it (`up:N`, `down:N`, `remove:N`), or make room
+    for another (`add`), for the form without JavaScript; True when `op` was one of them."""
+    if op == "add":
+        return True  # the form always shows one empty box after the last wording
     verb, _, number = op.partition(":")
     if verb not in ("up", "down", "remove") or not number.isdigit():
         return False
