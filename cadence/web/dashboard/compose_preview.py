@@ -156,6 +156,7 @@ def _render(
 
 
 _BODY = re.compile(r"<body([^>]*)>(.*)</body>", re.DOTALL | re.IGNORECASE)
+_HEADING = re.compile(r"<h([1-6])(?=[\s>])", re.IGNORECASE)
 _STYLE = re.compile(r'style="([^"]*)"')
 
 
@@ -168,7 +169,10 @@ def email_body(page: str) -> Markup:
         return Markup(page)
     style = _STYLE.search(found.group(1))
     attrs = f' style="{style.group(1)}"' if style else ""
-    return Markup(f'<div class="mail-body"{attrs}>{found.group(2)}</div>')
+    # Shown inside the page, the email's headings would break the page's own outline for
+    # screen readers; they look the same without their heading role.
+    inner = _HEADING.sub(r'<h\1 role="presentation"', found.group(2))
+    return Markup(f'<div class="mail-body"{attrs}>{inner}</div>')
 
 
 _LINK = re.compile(r"(<[^<>\n]+>)")
