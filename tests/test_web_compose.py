@@ -251,6 +251,8 @@ def test_a_leaders_message_waits_for_approval_when_required(live: Live, required
         assert comms is not None
         approvals.set_requires_approval(session, comms, required, NOW)
     with sign_in(live, "lead.a@example.com") as client:
+        note = client.get("/dashboard/compose").text
+        assert ("waits for their approval" in note) is required
         done = post(client, live, weekly_for_emea(), "submit")
         assert done.status_code == 303, done.text
         assert done.headers["location"].endswith(

@@ -31,6 +31,7 @@ from cadence.access.users import Viewer
 from cadence.directory.audience import Audience
 from cadence.errors import InputError
 from cadence.inputs import is_id
+from cadence.messages import approvals
 from cadence.messages.drafts import get_draft, save_draft, submit_message
 from cadence.rendering import render
 from cadence.store.db import session_scope
@@ -182,6 +183,9 @@ def router(frame: Frame) -> APIRouter:
             error_id=error_id,
             teams=targetable_teams(session, viewer),
             comms=policy.sees_everything(viewer),
+            needs_approval=(
+                not policy.sees_everything(viewer) and approvals.requires_approval(session)
+            ),
             presets=PRESETS,
             days=DAYS,
             channels=CHANNELS,
