@@ -307,6 +307,8 @@ def test_a_draft_is_never_planned_and_is_opened_again_and_submitted(live: Live) 
     with sign_in(live, "lead.a@example.com") as client:
         assert client.get(f"/dashboard/compose/{draft_id}").status_code == 404
         assert client.get("/dashboard/compose/nope").status_code == 404
+        assert client.get("/dashboard/compose?draft=99999").status_code == 404
+        assert client.get(f"/dashboard/compose/{live.org.everyone_id}").status_code == 404
 
 
 def test_every_problem_is_shown_by_its_field_and_nothing_is_stored(live: Live) -> None:

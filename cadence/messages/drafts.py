@@ -24,16 +24,23 @@ from cadence.messages.core import (
 from cadence.store.models import Cadence, Message, MessageKind, MessageStatus, User
 
 
+class NoDraft(InputError):
+    """No draft of this author's has that id (someone else's, or no longer a draft)."""
+
+
 def get_draft(session: Session, message_id: int, author_id: int) -> Message:
     """The author's own draft; anyone else's, or a message that is no longer a draft, is
     answered as if it did not exist."""
-    message = get_message(session, message_id)
+    try:
+        message = get_message(session, message_id)
+    except InputError:
+        raise NoDraft(f"no draft with id {message_id}") from None
     if (
         message.status != MessageStatus.DRAFT.value
         or message.kind != MessageKind.CORE.value
         or message.created_by_id != author_id
     ):
-        raise InputError(f"no draft with id {message_id}")
+        raise NoDraft(f"no draft with id {message_id}")
     return message
 
 

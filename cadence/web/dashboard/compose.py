@@ -29,10 +29,9 @@ from starlette.datastructures import FormData
 from cadence.access import policy
 from cadence.access.users import Viewer
 from cadence.directory.audience import Audience
-from cadence.errors import InputError
 from cadence.inputs import is_id
 from cadence.messages import approvals
-from cadence.messages.drafts import get_draft, save_draft, submit_message
+from cadence.messages.drafts import NoDraft, get_draft, save_draft, submit_message
 from cadence.rendering import render
 from cadence.store.db import session_scope
 from cadence.store.models import MessageStatus, Person, Team, User
@@ -211,7 +210,7 @@ def router(frame: Frame) -> APIRouter:
                         raise Refused(*NOT_FOUND)
                     try:
                         message = get_draft(session, int(draft), viewer.user_id)
-                    except InputError:
+                    except NoDraft:
                         raise Refused(*NOT_FOUND) from None
                     form = form_from_message(message)
                 preview, _ = previews(session, viewer, form, show_problems=draft is not None)
@@ -303,10 +302,8 @@ def router(frame: Frame) -> APIRouter:
                 try:
                     store = save_draft if op == "draft" else submit_message
                     message = store(session, spec, author, deps.clock(), form.draft_id)
-                except InputError as exc:
-                    if form.draft_id is not None and str(exc).startswith("no draft"):
-                        raise Refused(*NOT_FOUND) from None
-                    raise
+                except NoDraft:
+                    raise Refused(*NOT_FOUND) from None
                 message_id, status = message.id, message.status
         except Refused as refused:
             return frame.problem_page(request, viewer, refused)
