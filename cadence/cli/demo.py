@@ -11,10 +11,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cadence.access.users import create_user, get_user
 from cadence.directory.audience import Audience
 from cadence.directory.files import parse_directory
 from cadence.directory.people import ImportResult, import_directory
 from cadence.launches.cascade import LaunchContext, LaunchSpec, add_launch
+from cadence.messages.approvals import set_requires_approval, submit
 from cadence.messages.core import CadenceSpec, CoreMessageSpec, add_core_message
 from cadence.messages.planner import invalidate
 from cadence.store.models import Delivery, DeliveryStatus, Message, Occurrence, Person, User
@@ -38,7 +40,7 @@ class Seeded:
 
 def seed(session: Session, now: datetime, ctx: LaunchContext) -> Seeded:
     """Load the sample directory, the demo's core messages and a launch a few minutes ahead
-    (once; safe to run again), and a comms user for the dashboard."""
+    (once; safe to run again), and a comms and a leader user for the dashboard."""
     result = import_directory(session, parse_directory(SAMPLE_DIRECTORY), full=False, now=now)
     invalidate(session)
     existing = {m.title: m for m in session.scalars(select(Message))}
@@ -76,7 +78,7 @@ def seed(session: Session, now: datetime, ctx: LaunchContext) -> Seeded:
         messages.append(add_core_message(session, spec, now))
     if LAUNCH_TITLE not in existing:
         messages.append(_launch(session, now, ctx))
-    return Seeded(result, messages, _demo_user(session, now))
+    return Seeded(result, messages, _demo_users(session, now))
 
 
 def _launch(session: Session, now: datetime, ctx: LaunchContext) -> Message:
@@ -99,18 +101,45 @@ def _launch(session: Session, now: datetime, ctx: LaunchContext) -> Message:
     return add_launch(session, spec, now, ctx)
 
 
-def _demo_user(session: Session, now: datetime) -> list[str]:
-    """A comms user for the dashboard, with a password made now and shown once."""
-    try:
-        from cadence.access.users import create_user
-    except ImportError:
-        return []
-    email = "comms@example.com"
+COMMS_EMAIL = "comms@example.com"
+LEADER_EMAIL = "amara.okafor@example.com"  # leads Support/EMEA in the sample directory
+PENDING_TITLE = "Say sorry once, then fix it"
+
+
+def _demo_users(session: Session, now: datetime) -> list[str]:
+    """A comms user and a leader user for the dashboard, each with a password made now and
+    shown once, and a message the leader queued that waits for the comms user's approval,
+    so the dashboard's approval page has something to show."""
+    notes = [
+        _demo_user(session, COMMS_EMAIL, "comms", now),
+        _demo_user(session, LEADER_EMAIL, "leader", now),
+    ]
+    comms = get_user(session, COMMS_EMAIL)
+    if session.scalar(select(Message.id).where(Message.title == PENDING_TITLE)) is None:
+        set_requires_approval(session, comms, True, now)
+        spec = CoreMessageSpec(
+            title=PENDING_TITLE,
+            body="When something went wrong, apologise once and spend the rest of the "
+            "conversation fixing it, {{ person.first_name }}.",
+            audience=Audience(trees=(LEADER_EMAIL,)),
+            channels=["log"],
+            cadence=CadenceSpec(
+                rrule="FREQ=WEEKLY;BYDAY=WE",
+                start=datetime.combine(now.date(), datetime.min.time()).replace(hour=10),
+                timezone=None,
+            ),
+        )
+        submit(session, add_core_message(session, spec, now), get_user(session, LEADER_EMAIL), now)
+        notes.append(f"waiting for approval: {PENDING_TITLE!r}, queued by {LEADER_EMAIL}")
+    return notes
+
+
+def _demo_user(session: Session, email: str, role: str, now: datetime) -> str:
     if session.scalar(select(User.id).where(User.email == email)) is not None:
-        return [f"dashboard sign-in: {email} (password shown when it was first created)"]
+        return f"dashboard sign-in ({role}): {email} (password shown when it was first created)"
     password = secrets.token_urlsafe(12)
-    create_user(session, email, role="comms", password=password, now=now)
-    return [f"dashboard sign-in: {email} / {password}"]
+    create_user(session, email, role=role, password=password, now=now)
+    return f"dashboard sign-in ({role}): {email} / {password}"
 
 
 def sent_since(session: Session, since: datetime) -> list[tuple[int, str]]:

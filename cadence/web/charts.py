@@ -293,7 +293,7 @@ def scale_colour(value: float) -> str:
 
 def heat_cell(value: float | None, title: str = "", text: str | None = None) -> HeatCell:
     if value is None:
-        return HeatCell(text or "\u2013", _EMPTY, "#8a8a8a", title or "no deliveries")
+        return HeatCell(text or "\u2013", _EMPTY, "#616061", title or "no deliveries")
     return HeatCell(
         text if text is not None else percent(value),
         scale_colour(value),

@@ -1,0 +1,74 @@
+"""Every dashboard page, as a comms user and as a leader sees it, passes axe-core's WCAG 2.1
+A/AA rules and best practices in headless Chromium; so do the sign-in page and a problem page.
+
+New pages join by adding their path to PAGES; a path may name the seeded organisation's ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page
+from sqlalchemy import select
+
+from cadence.answers.tokens import make_ack_token
+from cadence.store.db import session_scope
+from cadence.store.models import Delivery, Occurrence
+from tests.accessibility import assert_accessible
+from tests.test_browser import browser, live, sign_in  # noqa: F401  (fixtures)
+from tests.test_dashboard import Live
+
+# (path, who signs in); paths are formatted with the seeded Org's fields.
+PAGES = [
+    ("/dashboard", "comms@example.com"),
+    ("/dashboard", "lead.a@example.com"),
+    ("/dashboard/teams", "comms@example.com"),
+    ("/dashboard/teams", "lead.a@example.com"),
+    ("/dashboard/messages/{everyone_id}", "comms@example.com"),
+    ("/dashboard/messages/{everyone_id}", "lead.a@example.com"),
+    ("/dashboard/launches/{launch_id}", "comms@example.com"),
+    ("/dashboard/launches/{launch_id}", "lead.a@example.com"),
+    ("/dashboard/messages/999999", "comms@example.com"),
+]
+
+
+@pytest.fixture
+def checked(browser: Browser) -> Iterator[Page]:  # noqa: F811
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def test_the_sign_in_page_is_accessible(checked: Page, live: Live) -> None:  # noqa: F811
+    checked.goto(f"{live.url}/login")
+    assert_accessible(checked)
+
+
+@pytest.mark.parametrize(("path", "who"), PAGES)
+def test_every_page_is_accessible(checked: Page, live: Live, path: str, who: str) -> None:  # noqa: F811
+    sign_in(checked, live, who)
+    url = live.url + path.format(**vars(live.org))
+    checked.goto(url)
+    assert checked.url == url
+    assert_accessible(checked)
+
+
+def test_the_acknowledgement_pages_are_accessible(checked: Page, live: Live) -> None:  # noqa: F811
+    """What staff see from an email link: the confirm page, then the thank-you page."""
+    arno = live.org.people["a2"]
+    with session_scope(live.runtime.sessions) as session:
+        delivery_id = session.scalar(
+            select(Delivery.id)
+            .join(Occurrence, Delivery.occurrence_id == Occurrence.id)
+            .where(Delivery.person_id == arno.id, Occurrence.message_id == live.org.everyone_id)
+            .order_by(Delivery.id)
+        )
+    assert delivery_id is not None
+    token = make_ack_token(live.settings.secret_key.get_secret_value(), delivery_id, arno.id)
+    checked.goto(f"{live.url}/ack/{token}")
+    assert_accessible(checked)
+    checked.get_by_role("button", name="Got it").click()
+    checked.wait_for_load_state()
+    assert checked.get_by_role("heading", level=1).inner_text() == "Thanks, recorded"
+    assert_accessible(checked)
