@@ -30,6 +30,7 @@ from cadence.runtime import Runtime
 from cadence.store.db import session_scope
 from cadence.store.models import Cadence, Message, Occurrence, Person, User
 from cadence.web.dashboard.compose_form import ComposeForm, form_from_message, rule_of
+from tests.accessibility import assert_accessible
 from tests.conftest import CliResult
 from tests.test_browser import browser  # noqa: F401  (the module's chromium)
 from tests.test_dashboard import NOW, PASSWORD, Live, csrf_of, sign_in, start
@@ -511,4 +512,28 @@ def test_without_javascript_problems_sit_by_their_fields(browser: Browser, live:
     summary.get_by_role("link", name="title is empty").click()
     expect(title).to_be_focused()
     page.screenshot(path="/tmp/compose-problems.png", full_page=True)
+    context.close()
+
+
+def test_the_page_with_its_problems_and_previews_is_accessible(
+    browser: Browser,  # noqa: F811
+    live: Live,
+) -> None:
+    # CSP bypassed only so that the check can inject axe-core (the CSP is tested above).
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(f"{live.url}/dashboard/compose")
+    page.fill("#email", "lead.a@example.com")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live.url}/dashboard/compose")
+    page.fill("#wording-0", "# Heading\n\nHello {{ person.first_name }}")
+    page.check("text=Support/EMEA")
+    page.click("#submit")
+    expect(page.locator("#error-title")).to_have_text("title is empty")
+    expect(page.locator('[data-preview="sends"]')).to_have_count(0)
+    assert_accessible(page)
+    page.fill("#title", "Now complete")
+    expect(page.locator('[data-preview="sends"]')).to_be_visible()
+    assert_accessible(page)
     context.close()
