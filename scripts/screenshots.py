@@ -38,12 +38,27 @@ class Shot:
     then: Callable[[Page], None] | None = None  # something to do before the picture
 
 
+def _compose(page: Page) -> None:
+    """A weekly message for the leader's team, with two wordings and its previews."""
+    page.fill("#title", "Own the outcome")
+    page.fill(
+        "#wording-0",
+        "Hi {{ person.first_name }}: we fix the customer's **problem**, not just the ticket.",
+    )
+    page.fill("#wording-1", "{{ person.first_name }}, a closed ticket is not the goal.")
+    page.check("input[name=team][value='Support/EMEA']")
+    page.check("#day-TH")
+    page.wait_for_selector("[data-preview=sends]")
+    page.evaluate("window.scrollTo(0, 0)")
+
+
 SHOTS = [
     Shot("overview", "comms", "/dashboard"),
     Shot("teams", "comms", "/dashboard/teams"),
     Shot("message", "comms", "/dashboard/messages/{A name, not a number}"),
     Shot("launch", "comms", "/dashboard/launches/{Same-day refunds}"),
     Shot("leader-overview", "leader", "/dashboard"),
+    Shot("compose", "leader", "/dashboard/compose", _compose),
 ]
 
 

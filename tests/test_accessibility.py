@@ -30,6 +30,8 @@ PAGES = [
     ("/dashboard/launches/{launch_id}", "comms@example.com"),
     ("/dashboard/launches/{launch_id}", "lead.a@example.com"),
     ("/dashboard/messages/999999", "comms@example.com"),
+    ("/dashboard/compose", "comms@example.com"),
+    ("/dashboard/compose", "lead.a@example.com"),
 ]
 
 

@@ -77,38 +77,62 @@ def combine_start(start: str, at: str | None) -> datetime:
     return datetime.combine(day, wall)
 
 
+#: A problem with one field of a definition: (field, line). Fields are `title`, `body`,
+#: `variant N`, `channels`, `channel_mode`, `timezone`, `rrule`, `start`, `end_date`,
+#: `remind_after_hours` and `max_reminders`, so a form can show each line by its field.
+FieldProblem = tuple[str, str]
+
+
 def validate_spec(spec: CoreMessageSpec) -> list[str]:
     """Every problem with a message definition, as lines for one InputError."""
-    problems = validate_content(spec.title, spec.body, spec.variants)
-    problems += validate_followups(spec.remind_after_hours, spec.max_reminders)
+    return [line for _, line in spec_problems(spec)]
+
+
+def spec_problems(spec: CoreMessageSpec) -> list[FieldProblem]:
+    """`validate_spec`, each line with the field it is about."""
+    problems = content_problems(spec.title, spec.body, spec.variants)
+    problems += followup_problems(spec.remind_after_hours, spec.max_reminders)
     known = list(KNOWN_CHANNELS)
     if not spec.channels:
-        problems.append("no channel given")
+        problems.append(("channels", "no channel given"))
     for channel in spec.channels:
         if channel not in known:
-            problems.append(f"unknown channel {channel!r} (available: {', '.join(known)})")
+            problems.append(
+                ("channels", f"unknown channel {channel!r} (available: {', '.join(known)})")
+            )
     if spec.channel_mode not in ("first", "all"):
-        problems.append(f"unknown channel mode {spec.channel_mode!r} (first or all)")
+        problems.append(
+            ("channel_mode", f"unknown channel mode {spec.channel_mode!r} (first or all)")
+        )
     fixed = None
     if spec.cadence.timezone is not None:
         try:
             fixed = zone(spec.cadence.timezone)
         except InputError as exc:
-            problems.append(str(exc))
+            problems.append(("timezone", str(exc)))
     try:
         parse_rule(spec.cadence.rrule, spec.cadence.start, tz=fixed)
     except InputError as exc:
-        problems.append(str(exc))
+        # The rule is read against its start, whose year is checked there too.
+        problems.append(("start" if str(exc).startswith("bad start") else "rrule", str(exc)))
     end = spec.cadence.end_date
     if end is not None and (why := day_problem(end, "end date")):
-        problems.append(why)
+        problems.append(("end_date", why))
     if end is not None and end < spec.cadence.start.date():
-        problems.append(f"end date {end} is before the start {spec.cadence.start.date()}")
+        problems.append(
+            ("end_date", f"end date {end} is before the start {spec.cadence.start.date()}")
+        )
     return problems
 
 
-def add_core_message(session: Session, spec: CoreMessageSpec, now: datetime) -> Message:
-    """Store a core message and its cadence; the planner schedules it on the next tick."""
+def add_core_message(
+    session: Session,
+    spec: CoreMessageSpec,
+    now: datetime,
+    status: MessageStatus = MessageStatus.ACTIVE,
+) -> Message:
+    """Store a core message and its cadence; the planner schedules it on the next tick
+    (when it is `active`: a draft waits for its author)."""
     problems = validate_spec(spec)
     if problems:
         raise InputError("message refused:", problems)
@@ -116,7 +140,7 @@ def add_core_message(session: Session, spec: CoreMessageSpec, now: datetime) -> 
         kind=MessageKind.CORE.value,
         title=spec.title.strip(),
         body=spec.body,
-        status=MessageStatus.ACTIVE.value,
+        status=status.value,
         audience=spec.audience.to_json(),
         channels=list(dict.fromkeys(spec.channels)),
         channel_mode=spec.channel_mode,
@@ -335,32 +359,45 @@ def _plan_reack(session: Session, message: Message, now: datetime) -> int:
 
 
 def validate_content(title: str, body: str, variants: list[str]) -> list[str]:
-    problems: list[str] = []
+    return [line for _, line in content_problems(title, body, variants)]
+
+
+def content_problems(title: str, body: str, variants: list[str]) -> list[FieldProblem]:
+    """`validate_content`, each line with its field (`title`, `body`, `variant N`)."""
+    problems: list[FieldProblem] = []
     if not title.strip():
-        problems.append("title is empty")
+        problems.append(("title", "title is empty"))
     elif len(title) > MAX_TITLE:
-        problems.append(f"title is longer than {MAX_TITLE} characters")
+        problems.append(("title", f"title is longer than {MAX_TITLE} characters"))
     elif why := control_problem(title, "title"):
-        problems.append(why)
+        problems.append(("title", why))
     for label, text in [("body", body)] + [
         (f"variant {i}", v) for i, v in enumerate(variants, start=1)
     ]:
         if not text.strip():
-            problems.append(f"{label} is empty")
+            problems.append((label, f"{label} is empty"))
         elif len(text) > MAX_BODY:
-            problems.append(f"{label} is longer than {MAX_BODY} characters")
+            problems.append((label, f"{label} is longer than {MAX_BODY} characters"))
         elif why := nul_problem(text, label):
-            problems.append(why)
+            problems.append((label, why))
         else:
             # Caught now, not at send time for each of thousands of people.
-            problems += check_template(text, label)
+            problems += [(label, line) for line in check_template(text, label)]
     return problems
 
 
 def validate_followups(remind_after_hours: float | None, max_reminders: int | None) -> list[str]:
-    problems = []
+    return [line for _, line in followup_problems(remind_after_hours, max_reminders)]
+
+
+def followup_problems(
+    remind_after_hours: float | None, max_reminders: int | None
+) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
     if remind_after_hours is not None and not 0 <= remind_after_hours <= 24 * 60:
-        problems.append("--remind-after must be from 0 (never) to 1440 hours")
+        problems.append(
+            ("remind_after_hours", "--remind-after must be from 0 (never) to 1440 hours")
+        )
     if max_reminders is not None and not 0 <= max_reminders <= 20:
-        problems.append("--max-reminders must be from 0 to 20")
+        problems.append(("max_reminders", "--max-reminders must be from 0 to 20"))
     return problems

@@ -42,6 +42,9 @@ class MessageStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     # Queued by a leader where comms requires approval: nothing is planned until approved.
     AWAITING_APPROVAL = "awaiting_approval"
+    # Saved from the compose page to finish later: never planned (the planner plans only
+    # `active`), and its author may still change anything in it.
+    DRAFT = "draft"
 
 
 class OccurrenceStatus(enum.StrEnum):

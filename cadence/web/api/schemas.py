@@ -157,8 +157,9 @@ class LaunchOut(BaseModel):
 class MessageOut(BaseModel):
     id: int
     kind: Literal["core", "launch", "update"]
-    status: Literal["active", "paused", "cancelled", "awaiting_approval"] = Field(
-        description="`awaiting_approval`: held for a comms user; nothing is planned or sent."
+    status: Literal["active", "paused", "cancelled", "awaiting_approval", "draft"] = Field(
+        description="`awaiting_approval`: held for a comms user; `draft`: saved to finish "
+        "later. Nothing is planned or sent for either."
     )
     title: str
     body: str

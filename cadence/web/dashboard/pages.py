@@ -49,7 +49,7 @@ from cadence.store.models import (
     MessageKind,
 )
 from cadence.web.charts import bar_chart
-from cadence.web.dashboard import compose_launch, sign_in
+from cadence.web.dashboard import compose, compose_launch, sign_in
 from cadence.web.dashboard.common import (
     DASHBOARD_HEADERS,
     NOT_FOUND,
@@ -109,7 +109,9 @@ def router(deps: WebDeps) -> APIRouter:
     launch_ctx = context_from(settings)
     frame = Frame(deps)
     routes.include_router(sign_in.router(frame))
+    # Before compose's `/dashboard/compose/{message_id}`, which would claim ".../launch".
     routes.include_router(compose_launch.router(frame))
+    routes.include_router(compose.router(frame))
     viewer_of, to_login = frame.viewer_of, frame.to_login
     page, problem_page = frame.page, frame.problem_page
 
@@ -346,6 +348,8 @@ def router(deps: WebDeps) -> APIRouter:
                 audience=audience,
                 left_out=left_out,
                 message_id=message_id,
+                banner=compose.banner(request.query_params.get("done")),
+                is_draft=status == "draft" and message.created_by_id == viewer.user_id,
                 cards=_headline_cards(head, message_page=True),
                 story=told,
                 waiting=waiting_table,
