@@ -23,7 +23,7 @@ from cadence.runtime import Runtime
 from cadence.store.db import session_scope
 from cadence.store.models import Delivery, Message, Occurrence, Person
 from cadence.worker import make_celery
-from tests.test_channels import Sender, rt, sender, slack, smtp, wired  # noqa: F401 (fixtures)
+from tests.test_channels import TOKEN, Sender
 from tests.test_dashboard import NOW, sign_in
 from tests.test_web_manage import (
     COMMS,
@@ -37,6 +37,40 @@ from tests.test_web_manage import (
 )
 
 B_TREE = Audience(trees=("lead.b@example.com",))
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    with SlackStandIn(token=TOKEN, accept_any=True) as standin:
+        yield standin
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpStandIn]:
+    with SmtpStandIn(username="cadence", password="s3cret", starttls=True) as standin:
+        yield standin
+
+
+@pytest.fixture
+def wired(settings: Settings, slack: SlackStandIn, smtp: SmtpStandIn) -> Settings:
+    """The worker's settings: real Slack and SMTP at the edge, the tests' database."""
+    return settings.model_copy(
+        update={
+            "slack_bot_token": TOKEN,
+            "slack_api_url": slack.base_url,
+            "smtp_url": smtp.url,
+            "email_from": "Comms Team <comms@example.com>",
+            "base_url": "https://cadence.example.com",
+            "slack_channel_gap_seconds": 0,
+        }
+    )
+
+
+@pytest.fixture
+def sender(wired: Settings) -> Iterator[Sender]:
+    worker = Runtime(wired)
+    yield Sender(worker)
+    worker.engine.dispose()
 
 
 @pytest.fixture
@@ -199,7 +233,7 @@ def test_the_author_hears_of_an_approval_once_by_slack(
     message_id = held(site)
     with sign_in(site, COMMS) as client:  # type: ignore[arg-type]
         assert decide(site, client, message_id, "approve").status_code == 303  # type: ignore[attr-defined]
-    [(name, args)] = site.tasks
+    [(_, args)] = site.tasks
     first = run_decision_task(wired, *args)
     second = run_decision_task(wired, *args)  # a task run twice, or a double click
     assert first["via"] == "slack" and first["to"] == "lead.b@example.com"
