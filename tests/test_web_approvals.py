@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import Page
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -23,8 +24,9 @@ from cadence.runtime import Runtime
 from cadence.store.db import session_scope
 from cadence.store.models import Delivery, Message, Occurrence, Person
 from cadence.worker import make_celery
+from tests.test_browser import browser, page  # noqa: F401 (fixtures)
 from tests.test_channels import TOKEN, Sender
-from tests.test_dashboard import NOW, sign_in
+from tests.test_dashboard import NOW, PASSWORD, sign_in
 from tests.test_web_manage import (
     COMMS,
     LEADER_A,
@@ -89,10 +91,10 @@ def held(site: Site, title: str = "Quiet hours") -> int:
 
 
 def decide(site: Site, client: object, message_id: int, verb: str, **data: str) -> object:
-    page = client.get("/dashboard/approvals").text  # type: ignore[attr-defined]
+    shown = client.get("/dashboard/approvals").text  # type: ignore[attr-defined]
     action = f"/dashboard/approvals/{message_id}/{verb}"
     return client.post(  # type: ignore[attr-defined]
-        action, data={"csrf": csrf_for(page, action), **data}, headers={"Origin": site.url}
+        action, data={"csrf": csrf_for(shown, action), **data}, headers={"Origin": site.url}
     )
 
 
@@ -273,3 +275,87 @@ def test_the_author_hears_of_a_rejection_once_by_email(
     assert "<b>new</b>" not in mail.body(("html",))  # the reason is text, never markup
     [delivery] = decisions_of(session, message_id)
     assert delivery.status == "sent" and delivery.channel == "email"
+
+
+# ---------------------------------------------------------------------------------------
+# In a browser (JavaScript off: these pages are plain HTML forms)
+
+
+def browser_sign_in(tab: Page, site: Site, email: str) -> None:
+    tab.goto(f"{site.url}/dashboard")
+    tab.fill("#email", email)
+    tab.fill("#password", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(f"{site.url}/dashboard")
+
+
+def test_comms_approves_a_leaders_message_in_the_browser(
+    page: Page,  # noqa: F811
+    site: Site,
+) -> None:
+    message_id = held(site)
+    other = queue_as(
+        site,
+        LEADER_B,
+        "Refund limits",
+        B_TREE,
+        body="Refunds up to **50 EUR** need no sign-off.\n\n- Say yes first\n- Log it after",
+    )
+    browser_sign_in(page, site, COMMS)
+    page.get_by_role("link", name="Approvals").click()
+    page.wait_for_url(f"{site.url}/dashboard/approvals")
+    panel = page.locator(f'section[data-message="{message_id}"]')
+    assert panel.get_by_text("Hello Bea, the queue closes at five.").count() == 2
+    # Rejecting without a reason is refused next to the field, and nothing changes.
+    page.click(f"#reject-{other}")
+    error = page.locator(f"#reason-error-{other}")
+    assert "a reason is required" in error.inner_text()
+    assert page.get_by_role("alert").first.is_visible()
+    page.screenshot(path="/tmp/approvals.png", full_page=True)
+    assert status_of(site, other) == "awaiting_approval"
+
+    page.click(f"#approve-{message_id}")
+    page.wait_for_url(f"**/dashboard/approvals?done=approved&id={message_id}")
+    assert page.get_by_role("status").first.inner_text().startswith(f"Message {message_id}")
+    assert page.locator(f'section[data-message="{message_id}"]').count() == 0
+    assert status_of(site, message_id) == "active"
+
+    page.fill(f"#reason-{other}", "Say who signs off above 50 EUR.")
+    page.click(f"#reject-{other}")
+    page.wait_for_url(f"**/dashboard/approvals?done=rejected&id={other}")
+    assert status_of(site, other) == "cancelled"
+    assert site.tasks == [(DECISION_TASK, [message_id]), (DECISION_TASK, [other])]
+
+    page.get_by_role("link", name="Messages").click()
+    row = page.locator(f'tr[data-message="{message_id}"]')
+    assert row.locator('[data-status="active"]').is_visible()
+    page.screenshot(path="/tmp/messages.png", full_page=True)
+
+    page.goto(f"{site.url}/dashboard/messages/{site.org.everyone_id}/cancel")
+    assert page.locator("h1").inner_text().startswith("Cancel")
+    page.screenshot(path="/tmp/messages-cancel.png", full_page=True)
+    page.goto(f"{site.url}/dashboard/messages/{site.org.everyone_id}/edit")
+    page.fill("#title", "")
+    page.click("text=Save changes")
+    assert "Title is empty" in page.locator("#title-error").inner_text()
+    page.screenshot(path="/tmp/messages-edit.png", full_page=True)
+
+
+def test_the_leader_sees_the_rejection_on_their_pages(
+    page: Page,  # noqa: F811
+    site: Site,
+) -> None:
+    message_id = held(site)
+    with session_scope(site.runtime.sessions) as s:
+        approvals.reject(s, message_id, get_user(s, COMMS), NOW, "Say when the queue reopens.")
+    browser_sign_in(page, site, LEADER_B)
+    assert page.get_by_role("link", name="Approvals").count() == 0
+    page.get_by_role("link", name="Messages").click()
+    assert (
+        "Rejected by comms@example.com"
+        in page.locator(f'tr[data-message="{message_id}"]').inner_text()
+    )
+    page.get_by_role("link", name="Quiet hours").click()
+    banner = page.locator('[data-decision="rejected"]')
+    assert "Say when the queue reopens." in banner.inner_text()
+    page.screenshot(path="/tmp/messages-rejected.png", full_page=True)

@@ -165,6 +165,7 @@ def router(frame: Frame) -> APIRouter:
             "approvals",
             http_status,
             waiting=waiting,
+            titles={item.message.id: item.message.title for item in waiting},
             required=required,
             notice=notice,
             problems=problems or {},

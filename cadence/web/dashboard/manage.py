@@ -263,7 +263,10 @@ def router(frame: Frame) -> APIRouter:
         problems: dict[str, list[str]] | None = None,
         http_status: int = 200,
     ) -> Response:
-        # One empty wording more than there are, to add one without JavaScript.
+        # One empty wording more than there are, to add one without JavaScript (blank
+        # ones at the end were that empty slot, sent back).
+        while wordings and not wordings[-1].strip():
+            wordings = wordings[:-1]
         slots = [*wordings, ""] if len(wordings) < 20 else wordings
         return frame.page(
             request,

@@ -131,11 +131,14 @@ def next_sends(
     return found
 
 
-def next_send_text(message: Message, at: datetime | None, present: Present) -> str:
+def next_send_text(message: Message, at: datetime | None, present: Present, now: datetime) -> str:
     if message.status == MessageStatus.PAUSED.value:
         return "paused"
     if message.status == MessageStatus.CANCELLED.value or at is None:
         return "\u2013"
+    if at <= now:
+        # Its time has come: the next tick sends it (a launch releases tier by tier).
+        return "under way" if message.kind == MessageKind.LAUNCH.value else "due now"
     text = present.brief(at)
     if message.status != MessageStatus.ACTIVE.value:
         text += " if approved" if message.status == MessageStatus.AWAITING_APPROVAL.value else ""
@@ -164,7 +167,7 @@ def rows_for(
                 label=status_label(status),
                 pill=css_status(status),
                 author=author_of(names, message),
-                next_send=next_send_text(message, sends.get(message.id), present),
+                next_send=next_send_text(message, sends.get(message.id), present, now),
                 actions=(
                     allowed_actions(message) if policy.can_change_message(viewer, message) else []
                 ),
@@ -180,6 +183,7 @@ class MessageManagement:
 
     status: str
     label: str
+    pill: str
     decision: Decision | None
     actions: list[str]
 
@@ -189,6 +193,7 @@ def management_of(session: Session, viewer: Viewer, message: Message) -> Message
     return MessageManagement(
         status,
         status_label(status),
+        css_status(status),
         decision_of(session, message),
         allowed_actions(message) if policy.can_change_message(viewer, message) else [],
     )
