@@ -12,6 +12,7 @@ from playwright.sync_api import Page
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cadence.access.api_tokens import create_token
 from cadence.access.users import get_user
 from cadence.bench.slack_standin import SlackStandIn
 from cadence.bench.smtp_standin import SmtpStandIn
@@ -204,6 +205,18 @@ def test_reject_needs_a_reason_and_the_leader_sees_it(site: Site) -> None:
         assert "Quiet hours" in rejected and "Sales push" not in rejected
         shown = client.get(f"/dashboard/messages/{message_id}").text
         assert 'data-decision="rejected"' in shown and "Say when the queue reopens." in shown
+
+
+def test_a_decision_through_the_api_tells_the_author_too(site: Site) -> None:
+    approved, rejected = held(site), held(site, "Refund limits")
+    with session_scope(site.runtime.sessions) as s:
+        _, token = create_token(s, get_user(s, COMMS), "review", NOW)
+    with site.client() as client:
+        auth = {"Authorization": f"Bearer {token}"}
+        ok = client.post(f"/api/approvals/{approved}/approve", headers=auth)
+        no = client.post(f"/api/approvals/{rejected}/reject", headers=auth, json={"reason": "No."})
+    assert ok.status_code == 200 and no.status_code == 200, (ok.text, no.text)
+    assert site.tasks == [(DECISION_TASK, [approved]), (DECISION_TASK, [rejected])]
 
 
 def run_decision_task(wired: Settings, message_id: int) -> dict[str, object]:
