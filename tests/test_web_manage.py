@@ -24,7 +24,7 @@ from cadence.config import Settings
 from cadence.delivery.broker import redis_client
 from cadence.directory.audience import Audience
 from cadence.messages import approvals
-from cadence.messages.core import CadenceSpec, CoreMessageSpec, add_core_message
+from cadence.messages.core import CadenceSpec, CoreMessageSpec, add_core_message, cancel
 from cadence.runtime import Runtime
 from cadence.store.db import session_scope
 from cadence.store.models import (
@@ -454,3 +454,25 @@ def test_a_bad_edit_shows_each_problem_by_its_field_and_saves_nothing(site: Site
         assert message is not None
         assert message.title == "Own the outcome" and message.version == 1
         assert message.ack_version == 1
+
+
+def test_an_edit_posted_after_the_message_was_cancelled_changes_nothing(site: Site) -> None:
+    message_id = site.org.sales_id
+    edit = f"/dashboard/messages/{message_id}/edit"
+    with sign_in(site, COMMS) as client:  # type: ignore[arg-type]
+        csrf = csrf_for(client.get(edit).text, edit)
+        with session_scope(site.runtime.sessions) as session:
+            cancel(session, message_id, NOW)  # from another tab, or the command line
+        late = client.post(
+            edit,
+            data={"csrf": csrf, "title": "Sales push, again", "body": "New words."},
+            headers={"Origin": site.url},
+        )
+        assert late.status_code == 409
+        assert "cannot be edited" in late.text
+        launch_edit = client.get(f"/dashboard/messages/{site.org.launch_id}/edit").text
+        assert "cadence launch edit" in launch_edit
+        assert f'action="/dashboard/messages/{site.org.launch_id}/edit"' not in launch_edit
+    with site.runtime.sessions() as session:
+        message = session.get(Message, message_id)
+        assert message is not None and message.title == "Sales push" and message.version == 1

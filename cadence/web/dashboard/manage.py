@@ -316,6 +316,12 @@ def router(frame: Frame) -> APIRouter:
             message = changeable(session, viewer, raw_id)
             frame.check_same_site(request, csrf, purpose_of("edit", message.id))
             message_id = message.id
+            if "edit" not in allowed_actions(message):
+                # A launch changes through its own edit, which sends corrections.
+                return edit_page(
+                    request, viewer, session, message, title=title, body=body,
+                    wordings=wordings, require_reack=bool(require_reack), http_status=409,
+                )  # fmt: skip
         kept = [(i, w) for i, w in enumerate(wordings, start=1) if w.strip()]
         edit = core.MessageEdit(
             title=title,
