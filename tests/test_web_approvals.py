@@ -344,6 +344,21 @@ def test_comms_approves_a_leaders_message_in_the_browser(
     assert row.locator('[data-status="active"]').is_visible()
     page.screenshot(path="/tmp/messages.png", full_page=True)
 
+    page.get_by_role("link", name="Quiet hours", exact=True).click()
+    assert (
+        "Approved by comms@example.com" in page.locator('[data-decision="approved"]').inner_text()
+    )
+    page.get_by_role("navigation", name="Manage this message").get_by_role(
+        "link", name="Pause"
+    ).click()
+    assert page.locator('[data-count="planned"]').is_visible()
+    page.screenshot(path="/tmp/messages-pause.png", full_page=True)
+    page.click("text=Pause the message")
+    page.wait_for_url(f"**/dashboard/messages?done=paused&id={message_id}")
+    assert status_of(site, message_id) == "paused"
+    page.goto(f"{site.url}/dashboard/messages/{message_id}")
+    page.screenshot(path="/tmp/messages-page.png")
+
     page.goto(f"{site.url}/dashboard/messages/{site.org.everyone_id}/cancel")
     assert page.locator("h1").inner_text().startswith("Cancel")
     page.screenshot(path="/tmp/messages-cancel.png", full_page=True)
@@ -368,7 +383,7 @@ def test_the_leader_sees_the_rejection_on_their_pages(
         "Rejected by comms@example.com"
         in page.locator(f'tr[data-message="{message_id}"]').inner_text()
     )
-    page.get_by_role("link", name="Quiet hours").click()
+    page.get_by_role("link", name="Quiet hours", exact=True).click()
     banner = page.locator('[data-decision="rejected"]')
     assert "Say when the queue reopens." in banner.inner_text()
     page.screenshot(path="/tmp/messages-rejected.png", full_page=True)

@@ -182,7 +182,7 @@ def router(frame: Frame) -> APIRouter:
             allowed=action in allowed_actions(message),
             effects=effects_of(session, message),
             launch=message.kind == MessageKind.LAUNCH.value,
-            next_send=next_send(session, message, now) if action == "resume" else None,
+            next_send=next_send(session, message, now) if action != "cancel" else None,
             purpose=purpose_of(action, message.id),
             problem=problem,
         )
