@@ -30,6 +30,7 @@ from cadence.delivery.channels.registry import make_channel
 from cadence.delivery.dispatch import DispatchPolicy, Enqueue, tick
 from cadence.delivery.sending import SendPolicy, send_batch
 from cadence.launches.cascade import context_from
+from cadence.messages.decisions import DECISION_TASK, tell_author
 from cadence.runtime import Runtime
 from cadence.store.db import session_scope
 
@@ -168,6 +169,14 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
         with session_scope(state.runtime.sessions) as session:
             result = forward_question(session, acknowledgement_id, utcnow())
         log.info("question %d forwarded: %s", acknowledgement_id, result)
+        return asdict(result)
+
+    @app.task(name=DECISION_TASK, shared=False)
+    def tell_decision_task(message_id: int) -> dict[str, Any]:
+        # Only writes the outbox row; the tick sends it like every other delivery.
+        with session_scope(state.runtime.sessions) as session:
+            result = tell_author(session, message_id, utcnow())
+        log.info("decision on message %d told: %s", message_id, result)
         return asdict(result)
 
     return app

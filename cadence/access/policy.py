@@ -161,6 +161,14 @@ def can_read_definition(session: Session, viewer: Viewer, message: Message) -> b
     return not outside(session, viewer, Audience.from_json(message.audience or {}))
 
 
+def can_change_message(viewer: Viewer, message: Message) -> bool:
+    """May the viewer edit, pause, resume or cancel this message? Comms may change any; a
+    leader only what they queued (which can only address their own tree)."""
+    if sees_everything(viewer):
+        return True
+    return message.created_by_id is not None and message.created_by_id == viewer.user_id
+
+
 def visible_teams(session: Session, viewer: Viewer) -> list[str]:
     """Team paths the viewer may see: for a leader, those with someone of their tree."""
     tree = _tree(viewer)

@@ -26,6 +26,7 @@ from cadence.errors import CadenceError
 from cadence.launches.content import launch_content
 from cadence.messages.attention import describe, flag
 from cadence.messages.channel_choice import fallback_channel
+from cadence.messages.decisions import DECISION_CHANNELS, DECISION_PURPOSE, decision_content
 from cadence.messages.markdown import md_escape
 from cadence.messages.personalise import context_for_person, personalise
 from cadence.rendering import render
@@ -102,6 +103,9 @@ def prepare(delivery: Delivery, policy: SendPolicy, session: Session) -> Outgoin
         ]
         title = f"Not yet acknowledged: {message.title}"
         body = render("digest/body.md", people=people, title=md_escape(message.title))
+        answerable = False
+    elif purpose == DECISION_PURPOSE:
+        title, body = decision_content(delivery, policy.base_url)
         answerable = False
     elif purpose == QUESTION_PURPOSE:
         title, body, asker = question_content(session, delivery)
@@ -394,7 +398,9 @@ def _fall_back(session: Session, deliveries: Sequence[Delivery], now: datetime) 
                 Delivery.person_id == delivery.person_id,
             )
         ).all()
-        allowed = QUESTION_CHANNELS if delivery.occurrence.purpose == QUESTION_PURPOSE else None
+        allowed = {QUESTION_PURPOSE: QUESTION_CHANNELS, DECISION_PURPOSE: DECISION_CHANNELS}.get(
+            delivery.occurrence.purpose
+        )
         channel = fallback_channel(allowed or message.channels, tried)
         if channel is None:
             continue

@@ -159,16 +159,24 @@ def cancel_launch(session: Session, message_id: int, now: datetime) -> tuple[int
     return withdrawn, withdrawn_notices
 
 
+def already_told(session: Session, message_id: int) -> list[tuple[int, str]]:
+    """(person, channel) of every launch send already made: who a correction or a
+    withdrawal notice goes to."""
+    root = launch_occurrence(session, message_id)
+    rows = session.execute(
+        select(Delivery.person_id, Delivery.channel).where(
+            Delivery.occurrence_id == root.id, Delivery.status == DeliveryStatus.SENT.value
+        )
+    ).all()
+    return [(person_id, channel) for person_id, channel in rows]
+
+
 def _send_to_recipients(
     session: Session, message: Message, now: datetime, payload: dict[str, Any]
 ) -> int:
     """A follow-up to everyone the launch already reached (a correction or a withdrawal)."""
     root = launch_occurrence(session, message.id)
-    reached = session.execute(
-        select(Delivery.person_id, Delivery.channel).where(
-            Delivery.occurrence_id == root.id, Delivery.status == DeliveryStatus.SENT.value
-        )
-    ).all()
+    reached = already_told(session, message.id)
     if not reached:
         return 0
     number = message.version if "correction" in payload else 10_000 + message.version

@@ -10,6 +10,7 @@ approval, since the time left before customers hear shrinks while it waits.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -27,6 +28,8 @@ REQUIRE_APPROVAL_FOR_LEADERS = "require_approval_for_leaders"
 COMMS = "comms"
 LEADER = "leader"
 MAX_REASON = 2000
+REJECTED = "rejected"
+_REJECTED_BY = "rejected by "
 
 
 class NotAllowed(CadenceError):
@@ -144,7 +147,37 @@ def reject(session: Session, message_id: int, user: User, now: datetime, reason:
         raise InputError(f"the reason is longer than {MAX_REASON} characters")
     _held(session, message_id)
     message, _, _ = cancel(session, message_id, now)
-    message.status_note = f"rejected by {user.email}: {text}"
+    message.status_note = f"{_REJECTED_BY}{user.email}: {text}"
     session.flush()
     log.info("%s rejected message %s: %s", user.email, message_id, text)
     return message
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What comms decided about a held message: `approved` or `rejected`, by whom, why."""
+
+    kind: str
+    by: str
+    reason: str | None = None
+
+
+def decision_of(session: Session, message: Message) -> Decision | None:
+    """The decision on a message that waited for approval; None when it never waited or
+    still waits. A rejection is a cancellation whose note `reject` wrote."""
+    note = message.status_note or ""
+    if message.status == MessageStatus.CANCELLED.value and note.startswith(_REJECTED_BY):
+        by, _, reason = note.removeprefix(_REJECTED_BY).partition(": ")
+        return Decision(REJECTED, by, reason)
+    if message.approved_by_id is not None:
+        approver = session.get(User, message.approved_by_id)
+        return Decision("approved", approver.email if approver else "a comms user")
+    return None
+
+
+def shown_status(message: Message) -> str:
+    """The status as people name it: a rejected message is `rejected`, not `cancelled`."""
+    note = message.status_note or ""
+    if message.status == MessageStatus.CANCELLED.value and note.startswith(_REJECTED_BY):
+        return REJECTED
+    return message.status

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from cadence.config import KNOWN_CHANNELS
@@ -209,19 +209,34 @@ def cancel(session: Session, message_id: int, now: datetime) -> tuple[Message, i
     occurrences = affected(
         session,
         update(Occurrence)
-        .where(Occurrence.message_id == message_id)
-        .where(Occurrence.status == OccurrenceStatus.PLANNED.value)
+        .where(*planned_sends(message_id))
         .values(status=OccurrenceStatus.CANCELLED.value, note="message cancelled"),
     )
-    pending = select(Occurrence.id).where(Occurrence.message_id == message_id)
     deliveries = affected(
         session,
         update(Delivery)
-        .where(Delivery.occurrence_id.in_(pending))
-        .where(Delivery.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.QUEUED.value]))
+        .where(*unsent_deliveries(message_id))
         .values(status=DeliveryStatus.CANCELLED.value, last_error="message cancelled"),
     )
     return message, occurrences, deliveries
+
+
+def planned_sends(message_id: int) -> list[ColumnElement[bool]]:
+    """WHERE over Occurrence: what `cancel` withdraws and a pause leaves to be skipped, so
+    a confirmation can count exactly what the action will touch."""
+    return [
+        Occurrence.message_id == message_id,
+        Occurrence.status == OccurrenceStatus.PLANNED.value,
+    ]
+
+
+def unsent_deliveries(message_id: int) -> list[ColumnElement[bool]]:
+    """WHERE over Delivery: the written but unsent deliveries `cancel` withdraws."""
+    pending = select(Occurrence.id).where(Occurrence.message_id == message_id)
+    return [
+        Delivery.occurrence_id.in_(pending),
+        Delivery.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.QUEUED.value]),
+    ]
 
 
 def _require_status(message: Message, expected: MessageStatus, verb: str) -> None:
@@ -332,15 +347,7 @@ def _replace_wordings(message: Message, variants: list[str]) -> None:
 def _plan_reack(session: Session, message: Message, now: datetime) -> int:
     """An occurrence due now for the latest repetition in each zone, sent to whoever has
     not acknowledged the new version (decided when it is dispatched)."""
-    latest = session.execute(
-        select(Occurrence)
-        .where(Occurrence.message_id == message.id, Occurrence.purpose == "cadence")
-        .where(Occurrence.status == OccurrenceStatus.DISPATCHED.value)
-        .order_by(Occurrence.zone, Occurrence.sequence.desc())
-    ).scalars()
-    newest: dict[str, Occurrence] = {}
-    for occurrence in latest:
-        newest.setdefault(occurrence.zone, occurrence)
+    newest = latest_repetitions(session, message.id)
     rows = [
         {
             "message_id": message.id,
@@ -356,6 +363,20 @@ def _plan_reack(session: Session, message: Message, now: datetime) -> int:
         for root in newest.values()
     ]
     return insert_ignoring_duplicates(session, Occurrence, rows)
+
+
+def latest_repetitions(session: Session, message_id: int) -> dict[str, Occurrence]:
+    """The newest repetition sent in each zone: what a re-acknowledgement follows up."""
+    latest = session.execute(
+        select(Occurrence)
+        .where(Occurrence.message_id == message_id, Occurrence.purpose == "cadence")
+        .where(Occurrence.status == OccurrenceStatus.DISPATCHED.value)
+        .order_by(Occurrence.zone, Occurrence.sequence.desc())
+    ).scalars()
+    newest: dict[str, Occurrence] = {}
+    for occurrence in latest:
+        newest.setdefault(occurrence.zone, occurrence)
+    return newest
 
 
 def validate_content(title: str, body: str, variants: list[str]) -> list[str]:

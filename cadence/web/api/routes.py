@@ -29,6 +29,7 @@ from cadence.messages.core import (
     list_messages,
     validate_spec,
 )
+from cadence.messages.decisions import DECISION_TASK
 from cadence.store.db import session_scope
 from cadence.store.models import (
     Message,
@@ -278,7 +279,10 @@ def router(deps: WebDeps) -> APIRouter:
             message = approvals.approve(
                 session, number, user_row(session, me), deps.clock(), launch_context()
             )
-            return _describe(session, me, [message])[0]
+            decided = _describe(session, me, [message])[0]
+        # Once committed, the worker tells the author (never twice).
+        deps.send_task(DECISION_TASK, [number])
+        return decided
 
     @api.post(
         "/approvals/{message_id}/reject",
@@ -296,7 +300,10 @@ def router(deps: WebDeps) -> APIRouter:
             message = approvals.reject(
                 session, number, user_row(session, me), deps.clock(), body.reason
             )
-            return _describe(session, me, [message])[0]
+            decided = _describe(session, me, [message])[0]
+        # Once committed, the worker tells the author (never twice).
+        deps.send_task(DECISION_TASK, [number])
+        return decided
 
     @api.get(
         "/settings/approval",

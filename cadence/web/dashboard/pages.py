@@ -49,7 +49,7 @@ from cadence.store.models import (
     MessageKind,
 )
 from cadence.web.charts import bar_chart
-from cadence.web.dashboard import compose, compose_launch, sign_in
+from cadence.web.dashboard import approvals, compose, compose_launch, manage, sign_in
 from cadence.web.dashboard.common import (
     DASHBOARD_HEADERS,
     NOT_FOUND,
@@ -57,6 +57,7 @@ from cadence.web.dashboard.common import (
     Refused,
 )
 from cadence.web.dashboard.filters import FilterForm, read_filters
+from cadence.web.dashboard.manage_view import management_of
 from cadence.web.dashboard.message_view import message_story
 from cadence.web.dashboard.tables import (
     Column,
@@ -112,6 +113,8 @@ def router(deps: WebDeps) -> APIRouter:
     # Before compose's `/dashboard/compose/{message_id}`, which would claim ".../launch".
     routes.include_router(compose_launch.router(frame))
     routes.include_router(compose.router(frame))
+    routes.include_router(manage.router(frame))
+    routes.include_router(approvals.router(frame))
     viewer_of, to_login = frame.viewer_of, frame.to_login
     page, problem_page = frame.page, frame.problem_page
 
@@ -285,6 +288,7 @@ def router(deps: WebDeps) -> APIRouter:
                     session, viewer, Audience.from_json(message.audience or {})
                 )
                 left_out = policy.left_out(session, viewer, message_id)
+                managed = management_of(session, viewer, message)
                 allowed = policy.tree_emails(session, viewer, [r["person"] for r in waiting])
                 waiting = [r for r in waiting if r["person"] in allowed]
             path = f"/dashboard/messages/{message_id}"
@@ -345,6 +349,7 @@ def router(deps: WebDeps) -> APIRouter:
                 title=title,
                 kind=kind,
                 message_status=status,
+                manage=managed,
                 audience=audience,
                 left_out=left_out,
                 message_id=message_id,
