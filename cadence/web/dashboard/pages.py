@@ -49,7 +49,7 @@ from cadence.store.models import (
     MessageKind,
 )
 from cadence.web.charts import bar_chart
-from cadence.web.dashboard import sign_in
+from cadence.web.dashboard import admin, calendar, sign_in
 from cadence.web.dashboard.common import (
     DASHBOARD_HEADERS,
     NOT_FOUND,
@@ -109,6 +109,8 @@ def router(deps: WebDeps) -> APIRouter:
     launch_ctx = context_from(settings)
     frame = Frame(deps)
     routes.include_router(sign_in.router(frame))
+    routes.include_router(calendar.router(frame))
+    routes.include_router(admin.router(frame))
     viewer_of, to_login = frame.viewer_of, frame.to_login
     page, problem_page = frame.page, frame.problem_page
 
