@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +20,12 @@ from cadence.config import Settings
 from cadence.runtime import Runtime
 from cadence.store.models import ApiToken, Person, Team
 from tests import factories as f
+from tests.test_browser import browser  # noqa: F401  (headless Chromium)
+from tests.test_browser import sign_in as browser_sign_in
 from tests.test_dashboard import Live, sign_in, start
+
+WEEK_SCREENSHOT = Path("/tmp/calendar-week.png")
+MONTH_SCREENSHOT = Path("/tmp/calendar-month.png")
 
 # NOW in tests.test_dashboard is Thursday 12 March 2026, 12:00 UTC. "Own the outcome" goes to
 # everyone and "Sales push" to lead B's tree, both on Mondays at 09:00 in each recipient's
@@ -40,10 +47,8 @@ def live(settings: Settings, runtime: Runtime, session: Session) -> Iterator[Liv
 
 def form_csrf(html: str, action: str) -> str:
     """The CSRF field of the form posting to `action`."""
-    found = re.search(
-        rf'action="{re.escape(action)}"[^>]*>\s*<input type="hidden" name="csrf" value="([0-9a-f]+)"',
-        html,
-    )
+    field = r'\s*<input type="hidden" name="csrf" value="([0-9a-f]+)"'
+    found = re.search(rf'action="{re.escape(action)}"[^>]*>{field}', html)
     assert found, f"no form posting to {action}"
     return found.group(1)
 
@@ -78,7 +83,7 @@ def test_the_week_shows_upcoming_sends_per_zone_and_the_customer_time(live: Live
         # 09:00 in New York is 13:00 UTC: shown in the organisation's zone, with the local time.
         assert "09:00</span> Own the outcome" in monday
         assert "13:00</span> Own the outcome" in monday
-        assert "09:00 America/New_York" in monday
+        assert "at 09:00 in America/New_York" in monday
         assert "to 7 people in UTC" in monday
 
 
@@ -210,3 +215,33 @@ def test_the_calendar_needs_a_sign_in(live: Live) -> None:
         post = client.post("/dashboard/calendar/feed", data={"csrf": "x"})
     assert page.status_code == 303 and page.headers["location"].startswith("/login?next=")
     assert post.status_code == 303
+
+
+def test_the_calendar_in_a_browser_without_javascript(
+    browser: Browser,  # noqa: F811
+    live: Live,
+) -> None:
+    """Week and month in Chromium with JavaScript off, moved between by their links."""
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    try:
+        browser_sign_in(page, live, "comms@example.com")
+        page.goto(f"{live.url}/dashboard/calendar")
+        page.get_by_role("link", name="Next week \u2192").click()
+        assert page.get_by_role("heading", level=1).inner_text() == "16\u201322 March 2026"
+        assert page.locator('td[data-day="2026-03-16"] li').count() == 4  # two messages, two zones
+        page.screenshot(path=str(WEEK_SCREENSHOT), full_page=True)
+        page.get_by_role("link", name="Month", exact=True).click()
+        assert page.get_by_role("heading", level=1).inner_text() == "March 2026"
+        page.select_option("#calendar-team", "Sales")
+        page.get_by_role("button", name="Show").click()
+        assert "team=Sales" in page.url
+        page.get_by_role("button", name="Create my calendar feed link").click()
+        assert page.locator("#feed-url").input_value().startswith(f"{live.url}/api/calendar.ics")
+        page.goto(f"{live.url}/dashboard/calendar?view=month&start=2026-03-01")
+        page.screenshot(path=str(MONTH_SCREENSHOT), full_page=True)
+        assert page.locator("script").count() == 0
+    finally:
+        context.close()

@@ -40,6 +40,7 @@ APPROVAL_PURPOSE = "admin-approval"
 TOKEN_PURPOSE = "admin-token"
 REVOKE_PURPOSE = "admin-revoke-token"
 CONFIRMED = "yes"
+ADD_FIELDS = ("email", "role", "person", "password", "password_choice")
 
 # What a finished action says on the page it leads back to; `who` fills in the user.
 DONE = {
@@ -130,6 +131,10 @@ def router(frame: Frame) -> APIRouter:
             )
         errors = add_errors or {}
         summary = [(f"add-{k}", v) for k, v in errors.items()]
+        # Every field named, so the template reads a missing one as empty.
+        blank = dict.fromkeys(ADD_FIELDS, "")
+        errors = {**blank, **errors}
+        added = {**blank, "role": "leader", "password_choice": "generate", **(added or {})}
         if token_error:
             summary.append(("token-name", token_error))
         return frame.page(
@@ -141,7 +146,7 @@ def router(frame: Frame) -> APIRouter:
             people=people,
             required=required,
             tokens=tokens,
-            added=added or {"role": "leader", "password_choice": "generate"},
+            added=added,
             add_errors=errors,
             token_name=token_name,
             token_error=token_error,
@@ -244,13 +249,13 @@ def router(frame: Frame) -> APIRouter:
                 if confirmed != CONFIRMED:
                     # Tried and rolled back, so a refusal shows before asking to confirm.
                     with deps.sessions() as trial:
-                        target = known_user(trial, email)
-                        users.set_active(trial, me(trial, viewer), target.email, False)
+                        target_email = known_user(trial, email).email
+                        users.set_active(trial, me(trial, viewer), target_email, False)
                         trial.rollback()
                     return confirm(
                         request,
                         viewer,
-                        heading=f"Disable {target.email}?",
+                        heading=f"Disable {target_email}?",
                         lines=[
                             "They are signed out of every browser at once and cannot sign in.",
                             "Their API tokens and calendar feed stop working.",
@@ -259,7 +264,7 @@ def router(frame: Frame) -> APIRouter:
                         ],
                         action="/dashboard/admin/users/disable",
                         purpose=DISABLE_PURPOSE,
-                        fields={"email": target.email},
+                        fields={"email": target_email},
                         button="Disable",
                     )
                 with session_scope(deps.sessions) as session:

@@ -53,6 +53,7 @@ class Entry:
     local: str  # in the recipients' zone, when it differs
     zone: str
     detail: str
+    audience: str
 
 
 @dataclass
@@ -126,7 +127,8 @@ def read_period(params: dict[str, str], today: date) -> Period:
 
 def _entry(item: CalendarItem, zone: ZoneInfo, zone_name: str) -> Entry:
     shown_at = item.at.astimezone(zone)
-    local = "" if item.zone == zone_name else f"{item.at:%H:%M} {item.zone}"
+    # A send to another zone also says its local time there, which is what its cadence names.
+    local = "" if item.zone == zone_name else f"{item.at:%H:%M} in {item.zone}"
     if item.kind == "send":
         people = "person" if item.recipients == 1 else "people"
         return Entry(
@@ -137,9 +139,11 @@ def _entry(item: CalendarItem, zone: ZoneInfo, zone_name: str) -> Entry:
             local=local,
             zone=item.zone,
             detail=(
-                f"Send {item.repetition}, to {item.recipients} {people} in {item.zone} "
-                f"({item.audience})"
+                f"Send {item.repetition} to {item.recipients} {people}, at {local}"
+                if local
+                else f"Send {item.repetition} to {item.recipients} {people} in {item.zone}"
             ),
+            audience=item.audience,
         )
     return Entry(
         kind="launch",
@@ -148,7 +152,8 @@ def _entry(item: CalendarItem, zone: ZoneInfo, zone_name: str) -> Entry:
         time=f"{shown_at:%H:%M}",
         local=local,
         zone=item.zone,
-        detail=f"Customers hear of this launch; all of {item.audience} should have heard before",
+        detail="Customers are told; all staff should have heard before",
+        audience=item.audience,
     )
 
 
@@ -162,7 +167,7 @@ def _days(period: Period, today: date) -> list[Day]:
     day = first
     while day < end:
         outside = not period.start <= day < period.end
-        label = f"{day.day}" if period.view == "month" else f"{WEEKDAYS[day.weekday()]} {day.day}"
+        label = f"{day.day}" if period.view == "month" else f"{day.day} {day:%B}"
         days.append(Day(day, label, day == today, day < today, outside))
         day += timedelta(days=1)
     return days
