@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -21,11 +23,14 @@ from cadence.errors import InputError
 from cadence.messages.approvals import requires_approval
 from cadence.runtime import Runtime
 from cadence.store.models import ApiToken, User
+from tests.test_browser import browser  # noqa: F401  (headless Chromium)
+from tests.test_browser import sign_in as browser_sign_in
 from tests.test_dashboard import PASSWORD, Live, start
 from tests.test_dashboard import sign_in as signed_in
 from tests.test_web_calendar import form_csrf
 
 ADMIN = "/dashboard/admin"
+SCREENSHOT = Path("/tmp/admin.png")
 NEW_PASSWORD = "a brand new long passphrase"
 
 
@@ -77,7 +82,6 @@ def test_add_a_leader_then_sign_in_as_them(live: Live, session: Session) -> None
             email="Bea@Example.com",
             role="leader",
             person="",
-            password_choice="set",
             password=NEW_PASSWORD,
         )
         assert added.status_code == 303, added.text
@@ -100,7 +104,6 @@ def test_a_comms_user_with_a_temporary_password(live: Live) -> None:
             f"{ADMIN}/users",
             email="second.comms@example.com",
             role="comms",
-            password_choice="generate",
         )
         assert made.status_code == 200, made.text
         temporary = secret_on(made.text)
@@ -124,7 +127,6 @@ def test_bad_input_shows_each_problem_by_its_field_and_stores_nothing(
             email="not an email",
             role="leader",
             person="nobody@example.com",
-            password_choice="set",
             password="short",
         )
         again = post(
@@ -134,23 +136,22 @@ def test_bad_input_shows_each_problem_by_its_field_and_stores_nothing(
             f"{ADMIN}/users",
             email="comms@example.com",
             role="owner",
-            password_choice="set",
             password=NEW_PASSWORD,
         )
         token = post(client, live, page.text, f"{ADMIN}/tokens", name="   ")
     assert refused.status_code == 400
     html = refused.text
     assert "3 problems: nothing was saved." in html
-    assert re.search(r'id="add-email-error">invalid email', html)
-    assert re.search(r"id=\"add-person-error\">no person &#39;nobody@example.com&#39;", html)
-    assert re.search(r'id="add-password-error">the password must be at least 12', html)
+    assert re.search(r'id="add-email-error">Invalid email', html)
+    assert re.search(r"id=\"add-person-error\">No person &#39;nobody@example.com&#39;", html)
+    assert re.search(r'id="add-password-error">The password must be at least 12', html)
     assert 'aria-describedby="add-email-error"' in html
     assert 'value="nobody@example.com"' in html  # kept for correcting, the password is not
     assert 'value="short"' not in html
     assert re.search(
-        r"id=\"add-email-error\">a user &#39;comms@example.com&#39; already", again.text
+        r"id=\"add-email-error\">A user &#39;comms@example.com&#39; already", again.text
     )
-    assert re.search(r"id=\"add-role-error\">unknown role &#39;owner&#39;", again.text)
+    assert re.search(r"id=\"add-role-error\">Unknown role &#39;owner&#39;", again.text)
     assert token.status_code == 400
     assert re.search(r'id="token-name-error">The token name is empty', token.text)
     assert count_users(session) == before
@@ -232,7 +233,6 @@ def test_reset_password_temporary_or_chosen(live: Live) -> None:
             f"{ADMIN}/users/password",
             email="lead.a@example.com",
             confirmed="yes",
-            password_choice="set",
             password="too short",
         )
         assert short.status_code == 400
@@ -246,7 +246,6 @@ def test_reset_password_temporary_or_chosen(live: Live) -> None:
             f"{ADMIN}/users/password",
             email="lead.a@example.com",
             confirmed="yes",
-            password_choice="set",
             password=NEW_PASSWORD,
         )
         assert chosen.status_code == 303
@@ -260,7 +259,6 @@ def test_reset_password_temporary_or_chosen(live: Live) -> None:
             f"{ADMIN}/users/password",
             email="lead.a@example.com",
             confirmed="yes",
-            password_choice="generate",
         )
         assert temporary.status_code == 200
         password = secret_on(temporary.text)
@@ -396,3 +394,35 @@ def test_admin_needs_a_sign_in(live: Live) -> None:
         page = client.get(ADMIN)
         added = client.post(f"{ADMIN}/users", data={"email": "x@example.com"})
     assert page.status_code == 303 and added.status_code == 303
+
+
+def test_administration_in_a_browser_without_javascript(
+    browser: Browser,  # noqa: F811
+    live: Live,
+) -> None:
+    """Adding a user through the form in Chromium with JavaScript off: a mistake is shown
+    by its field, then the corrected form adds them with a temporary password."""
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    try:
+        browser_sign_in(page, live, "comms@example.com")
+        page.goto(f"{live.url}{ADMIN}")
+        page.fill("#token-name", "intranet calendar")
+        page.get_by_role("button", name="Create token").click()
+        assert page.locator("#secret-value").input_value().startswith("cad_")
+        page.fill("#add-email", "bea@example.com")
+        page.fill("#add-person", "nobody@example.com")
+        page.get_by_role("button", name="Add user").click()
+        assert "No person" in page.inner_text("#add-person-error")
+        assert page.get_attribute("#add-person", "aria-invalid") == "true"
+        page.fill("#add-person", "")
+        page.get_by_role("button", name="Add user").click()
+        temporary = page.locator("#secret-value").input_value()
+        assert len(temporary) >= users.MIN_PASSWORD_LENGTH
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        assert page.locator("script").count() == 0
+    finally:
+        context.close()
+    assert can_sign_in(live, "bea@example.com", temporary)

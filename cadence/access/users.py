@@ -210,8 +210,10 @@ def new_user_problems(
         problems["email"] = f"a user {normalise_email(email)!r} already exists"
     check("role", lambda: _role(role))
     if "role" not in problems:
-        if _role(role) is Role.LEADER:
+        if _role(role) is Role.LEADER and (person_email or "email" not in problems):
             check("person", lambda: _leader_person(session, person_email or email))
+            if "person" in problems and not person_email:
+                problems["person"] += ": give the leader's email in the staff directory"
         elif person_email:
             problems["person"] = "only a leader is linked to a person: a comms user sees everyone"
     check("password", lambda: check_password(password))

@@ -40,7 +40,7 @@ APPROVAL_PURPOSE = "admin-approval"
 TOKEN_PURPOSE = "admin-token"
 REVOKE_PURPOSE = "admin-revoke-token"
 CONFIRMED = "yes"
-ADD_FIELDS = ("email", "role", "person", "password", "password_choice")
+ADD_FIELDS = ("email", "role", "person", "password")
 
 # What a finished action says on the page it leads back to; `who` fills in the user.
 DONE = {
@@ -52,6 +52,12 @@ DONE = {
     "approval-off": "Leaders' messages are no longer held for approval.",
     "revoked": "Revoked the token: requests using it are refused from now on.",
 }
+
+
+def _sentence(text: str) -> str:
+    """A domain problem ("the password must ...") as a sentence on a page."""
+    text = text.rstrip(".")
+    return text[:1].upper() + text[1:] + "." if text else text
 
 
 def _when(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -129,12 +135,12 @@ def router(frame: Frame) -> APIRouter:
                 and not row["me"]
                 and not (row["role"] == "comms" and comms_active <= 1)
             )
-        errors = add_errors or {}
+        errors = {key: _sentence(text) for key, text in (add_errors or {}).items()}
         summary = [(f"add-{k}", v) for k, v in errors.items()]
         # Every field named, so the template reads a missing one as empty.
         blank = dict.fromkeys(ADD_FIELDS, "")
         errors = {**blank, **errors}
-        added = {**blank, "role": "leader", "password_choice": "generate", **(added or {})}
+        added = {**blank, "role": "leader", **(added or {})}
         if token_error:
             summary.append(("token-name", token_error))
         return frame.page(
@@ -199,14 +205,13 @@ def router(frame: Frame) -> APIRouter:
         email: Annotated[str, Form()] = "",
         role: Annotated[str, Form()] = "",
         person: Annotated[str, Form()] = "",
-        password_choice: Annotated[str, Form()] = "generate",
         password: Annotated[str, Form()] = "",
     ) -> Response:
         """Add a leader (linked to their directory entry) or a comms user, with a password
-        typed here or a temporary one shown once."""
+        typed here or, when none is, a temporary one shown once."""
 
         def act(viewer: Viewer) -> Response:
-            generated = password_choice != "set"
+            generated = not password
             chosen = users.temporary_password() if generated else password
             person_email = person.strip() or None
             # Never sent back: the form is re-shown without the password typed.
@@ -214,7 +219,6 @@ def router(frame: Frame) -> APIRouter:
                 "email": email.strip(),
                 "role": role,
                 "person": person.strip(),
-                "password_choice": "generate" if generated else "set",
             }
             with session_scope(deps.sessions) as session:
                 problems = users.new_user_problems(session, email, role, chosen, person_email)
@@ -300,11 +304,10 @@ def router(frame: Frame) -> APIRouter:
         csrf: Annotated[str, Form()] = "",
         email: Annotated[str, Form()] = "",
         confirmed: Annotated[str, Form()] = "",
-        password_choice: Annotated[str, Form()] = "generate",
         password: Annotated[str, Form()] = "",
     ) -> Response:
-        """Reset a password: a temporary one shown once, or one typed here. The first post
-        shows the choice and what it does; the second, confirmed, changes it."""
+        """Reset a password: one typed here or, when none is, a temporary one shown once.
+        The first post shows the form and what it does; the second, confirmed, changes it."""
 
         def form(viewer: Viewer, target: str, error: str = "", status: int = 200) -> Response:
             return frame.page(
@@ -314,7 +317,6 @@ def router(frame: Frame) -> APIRouter:
                 "admin",
                 status,
                 email=target,
-                choice="set" if password_choice == "set" else "generate",
                 error=error,
                 min_password=users.MIN_PASSWORD_LENGTH,
             )
@@ -324,12 +326,12 @@ def router(frame: Frame) -> APIRouter:
                 target = known_user(session, email).email
             if confirmed != CONFIRMED:
                 return form(viewer, target)
-            generated = password_choice != "set"
+            generated = not password
             chosen = users.temporary_password() if generated else password
             try:
                 users.check_password(chosen)
             except InputError as exc:
-                return form(viewer, target, exc.summary[0].upper() + exc.summary[1:] + ".", 400)
+                return form(viewer, target, _sentence(exc.summary), 400)
             with session_scope(deps.sessions) as session:
                 users.update_user(session, target, password=chosen)
             if not generated:
@@ -380,7 +382,7 @@ def router(frame: Frame) -> APIRouter:
                     viewer,
                     400,
                     token_name=name[:200],
-                    token_error=problem[0].upper() + problem[1:] + ".",
+                    token_error=_sentence(problem),
                 )
             return show(request, viewer, secret={"kind": "token", "name": label, "value": token})
 
