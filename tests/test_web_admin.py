@@ -426,3 +426,11 @@ def test_administration_in_a_browser_without_javascript(
     finally:
         context.close()
     assert can_sign_in(live, "bea@example.com", temporary)
+
+
+def test_a_crafted_notice_link_cannot_choose_the_words(live: Live) -> None:
+    with signed_in(live, "comms@example.com") as client:
+        page = client.get(ADMIN, params={"done": "added", "who": "Call 555-0100 to"})
+        real = client.get(ADMIN, params={"done": "disabled", "who": "lead.a@example.com"})
+    assert "555-0100" not in page.text and "Added the user" in page.text
+    assert "Disabled lead.a@example.com" in real.text

@@ -109,8 +109,6 @@ def router(frame: Frame) -> APIRouter:
         problem: str = "",
         secret: dict[str, str] | None = None,
     ) -> Response:
-        code = request.query_params.get("done", "")
-        notice = DONE.get(code, "").format(who=request.query_params.get("who", "")[:320])
         with deps.sessions() as session:
             user = me(session, viewer)
             people = users.list_users(session)
@@ -125,6 +123,12 @@ def router(frame: Frame) -> APIRouter:
                 }
                 for t in api_tokens.list_tokens(session, user)
             ]
+        # The query names the user acted on; only a user's own email is repeated on the page,
+        # so a crafted link cannot put words of its own into a notice.
+        who = request.query_params.get("who", "")
+        if who not in {row["email"] for row in people}:
+            who = "the user"
+        notice = DONE.get(request.query_params.get("done", ""), "").format(who=who)
         comms_active = sum(1 for p in people if p["role"] == "comms" and p["active"])
         for row in people:
             row["added"] = _when(datetime.fromisoformat(row["created_at"]), zone)

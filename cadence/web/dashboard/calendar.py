@@ -152,7 +152,10 @@ def _entry(item: CalendarItem, zone: ZoneInfo, zone_name: str) -> Entry:
         time=f"{shown_at:%H:%M}",
         local=local,
         zone=item.zone,
-        detail="Customers are told; all staff should have heard before",
+        detail=(
+            f"Customers are told{f' at {local}' if local else ''}; "
+            "all staff should have heard before"
+        ),
         audience=item.audience,
     )
 
