@@ -44,6 +44,8 @@ SHOTS = [
     Shot("message", "comms", "/dashboard/messages/{A name, not a number}"),
     Shot("launch", "comms", "/dashboard/launches/{Same-day refunds}"),
     Shot("leader-overview", "leader", "/dashboard"),
+    Shot("calendar", "comms", "/dashboard/calendar"),
+    Shot("admin", "comms", "/dashboard/admin"),
 ]
 
 

@@ -23,6 +23,7 @@ from cadence.errors import InputError
 from cadence.messages.approvals import requires_approval
 from cadence.runtime import Runtime
 from cadence.store.models import ApiToken, User
+from tests.accessibility import assert_accessible
 from tests.test_browser import browser  # noqa: F401  (headless Chromium)
 from tests.test_browser import sign_in as browser_sign_in
 from tests.test_dashboard import PASSWORD, Live, start
@@ -434,3 +435,31 @@ def test_a_crafted_notice_link_cannot_choose_the_words(live: Live) -> None:
         real = client.get(ADMIN, params={"done": "disabled", "who": "lead.a@example.com"})
     assert "555-0100" not in page.text and "Added the user" in page.text
     assert "Disabled lead.a@example.com" in real.text
+
+
+def test_the_administration_pages_are_accessible(
+    browser: Browser,  # noqa: F811
+    live: Live,
+) -> None:
+    """The page, its problems shown by their fields, a confirmation, and the password form."""
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        browser_sign_in(page, live, "comms@example.com")
+        page.goto(f"{live.url}{ADMIN}")
+        assert_accessible(page)
+        page.fill("#add-email", "bad")
+        page.fill("#add-password", "short")
+        page.get_by_role("button", name="Add user").click()
+        assert_accessible(page)
+        page.get_by_role("button", name="Disable lead.a@example.com").click()
+        assert page.get_by_role("heading", level=1).inner_text() == "Disable lead.a@example.com?"
+        assert_accessible(page)
+        page.goto(f"{live.url}{ADMIN}")
+        page.get_by_role("button", name="Reset password of lead.a@example.com").click()
+        page.fill("#password-value", "short")
+        page.get_by_role("button", name="Reset the password").click()
+        assert "at least 12" in page.inner_text("#password-error")
+        assert_accessible(page)
+    finally:
+        context.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from cadence.config import Settings
 from cadence.runtime import Runtime
 from cadence.store.models import ApiToken, Person, Team
 from tests import factories as f
+from tests.accessibility import assert_accessible
 from tests.test_browser import browser  # noqa: F401  (headless Chromium)
 from tests.test_browser import sign_in as browser_sign_in
 from tests.test_dashboard import Live, sign_in, start
@@ -135,6 +137,27 @@ def test_a_leader_sees_only_what_lies_in_their_tree(live: Live) -> None:
     assert 'data-figure="entries">0 entries' in html
 
 
+def test_a_message_sent_every_few_minutes_is_one_entry_a_day(live: Live, session: Session) -> None:
+    """144 sends a day make a week of 1008, past what one answer holds: every day still
+    shows its sends, as one entry, and the weekly messages beside them."""
+    f.core_message(
+        session,
+        title="Queue check",
+        rrule="FREQ=MINUTELY;INTERVAL=10",
+        start=datetime(2026, 3, 12, 0, 0),
+        timezone="UTC",
+    )
+    session.commit()
+    with sign_in(live, "comms@example.com") as client:
+        html = client.get("/dashboard/calendar", params={"start": "2026-03-16"}).text
+    for day in ("2026-03-16", "2026-03-19", "2026-03-22"):
+        cell = day_cell(html, day)
+        assert cell.count("Queue check") == 1, day
+        assert "00:00&ndash;23:50</span> Queue check" in cell
+        assert "144 sends" in cell
+    assert "Own the outcome" in day_cell(html, "2026-03-16")
+
+
 def test_a_feed_link_works_with_the_ics_feed_until_it_is_revoked(
     live: Live, session: Session
 ) -> None:
@@ -243,5 +266,31 @@ def test_the_calendar_in_a_browser_without_javascript(
         page.goto(f"{live.url}/dashboard/calendar?view=month&start=2026-03-01")
         page.screenshot(path=str(MONTH_SCREENSHOT), full_page=True)
         assert page.locator("script").count() == 0
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "who"),
+    [
+        ("view=week&start=2026-03-16", "comms@example.com"),
+        ("view=month&start=2026-03-01&team=Sales", "comms@example.com"),
+        ("view=month&team=Nowhere", "b.boss@example.com"),
+    ],
+)
+def test_the_calendar_is_accessible(
+    browser: Browser,  # noqa: F811
+    live: Live,
+    query: str,
+    who: str,
+) -> None:
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        browser_sign_in(page, live, who)
+        page.goto(f"{live.url}/dashboard/calendar?{query}")
+        assert_accessible(page)
+        page.get_by_role("button", name="Create my calendar feed link").click()
+        assert_accessible(page)
     finally:
         context.close()

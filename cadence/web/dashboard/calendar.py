@@ -11,7 +11,7 @@ bookmarked; days are whole days in the organisation's zone.
 from __future__ import annotations
 
 import calendar as month_maths
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -39,6 +39,8 @@ FEED_DAYS = 62
 # A period further from today than this is refused: expanding a rule for years ahead
 # costs time and shows nobody anything useful.
 FURTHEST = timedelta(days=366)
+# More sends than this of one message on one day are shown as one entry.
+MANY_A_DAY = 4
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -54,6 +56,8 @@ class Entry:
     zone: str
     detail: str
     audience: str
+    count: int = 1  # more than one: this many sends of the message that day, from `time`
+    last: str = ""  # the time of the last of them
 
 
 @dataclass
@@ -160,6 +164,29 @@ def _entry(item: CalendarItem, zone: ZoneInfo, zone_name: str) -> Entry:
     )
 
 
+def _grouped(entries: list[Entry]) -> list[Entry]:
+    """A message sent many times in a day (every few minutes, say) as one entry saying how
+    many and from when to when, so the day stays readable; a few sends stay separate."""
+    groups: dict[tuple[str, str, str], list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault((entry.kind, entry.href, entry.zone), []).append(entry)
+    shown: list[Entry] = []
+    for group in groups.values():
+        if len(group) <= MANY_A_DAY:
+            shown += group
+            continue
+        first, last = group[0], group[-1]
+        shown.append(
+            replace(
+                first,
+                count=len(group),
+                last=last.time,
+                detail=f"{len(group)} sends in {first.zone}, {first.time} to {last.time}",
+            )
+        )
+    return sorted(shown, key=lambda e: (e.time, e.title))
+
+
 def _days(period: Period, today: date) -> list[Day]:
     """The days of the view: a week, or whole weeks (Monday first) covering the month."""
     first, end = period.start, period.end
@@ -219,6 +246,18 @@ def router(frame: Frame) -> APIRouter:
             if finish > now:
                 window = upcoming(session, zone_name, max(now, begin), finish, visible)
                 items, truncated = window.items, window.truncated
+            if truncated:
+                # A message repeating every few minutes fills the whole answer with its
+                # first hours; asking day by day shows every day of the period instead.
+                items, truncated = [], False
+                for day in days:
+                    start_at = datetime.combine(day.day, time(0), tzinfo=zone)
+                    end_at = start_at + timedelta(days=1)
+                    if end_at <= now:
+                        continue
+                    part = upcoming(session, zone_name, max(now, start_at), end_at, visible)
+                    items += part.items
+                    truncated = truncated or part.truncated
             feeds = api_tokens.feed_tokens(session, user_row(session, viewer))
             feed: dict[str, Any] | None = (
                 {"created": feeds[-1].created_at, "last_used": feeds[-1].last_used_at}
@@ -230,6 +269,8 @@ def router(frame: Frame) -> APIRouter:
             slot = by_day.get(item.at.astimezone(zone).date())
             if slot is not None:
                 slot.entries.append(_entry(item, zone, zone_name))
+        for slot in days:
+            slot.entries = _grouped(slot.entries)
         weeks = [days[i : i + 7] for i in range(0, len(days), 7)]
         # Switching views keeps today when it is in the period shown, else its first day.
         anchor = today if period.start <= today < period.end else period.start
