@@ -59,6 +59,8 @@ SHOTS = [
     Shot("launch", "comms", "/dashboard/launches/{Same-day refunds}"),
     Shot("leader-overview", "leader", "/dashboard"),
     Shot("compose", "leader", "/dashboard/compose", _compose),
+    Shot("calendar", "comms", "/dashboard/calendar"),
+    Shot("admin", "comms", "/dashboard/admin"),
 ]
 
 

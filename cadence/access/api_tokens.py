@@ -18,6 +18,9 @@ from cadence.errors import InputError
 from cadence.store.models import ApiToken, User
 
 TOKEN_PREFIX = "cad_"
+# A personal calendar feed is an ordinary token under this name, so that `cadence token
+# list` shows it and revoking it is the same as for any token.
+FEED_TOKEN_NAME = "calendar feed"
 MAX_NAME = 100
 # Recording every use would turn each API read into a write; a minute is precise enough
 # to tell a token in use from a forgotten one.
@@ -81,19 +84,37 @@ def resolve(session: Session, token: str, now: datetime) -> User | None:
     return row.user
 
 
-def list_tokens(session: Session) -> list[ApiToken]:
-    return list(
-        session.scalars(select(ApiToken).options(joinedload(ApiToken.user)).order_by(ApiToken.id))
-    )
+def list_tokens(session: Session, user: User | None = None) -> list[ApiToken]:
+    """Every token, or only `user`'s (a person managing their own tokens)."""
+    stmt = select(ApiToken).options(joinedload(ApiToken.user)).order_by(ApiToken.id)
+    if user is not None:
+        stmt = stmt.where(ApiToken.user_id == user.id)
+    return list(session.scalars(stmt))
 
 
-def revoke(session: Session, token_id: int) -> ApiToken:
-    """Stop a token working at once. The row is kept so `token list` shows what it was."""
+def revoke(session: Session, token_id: int, owner: User | None = None) -> ApiToken:
+    """Stop a token working at once. The row is kept so `token list` shows what it was.
+
+    With `owner`, only that user's tokens: another user's token is answered as unknown,
+    so nobody learns which ids exist."""
     row = session.get(ApiToken, token_id)
-    if row is None:
+    if row is None or (owner is not None and row.user_id != owner.id):
         raise InputError(f"no API token with id {token_id}")
     if row.revoked:
         raise InputError(f"API token {token_id} is already revoked")
     row.revoked = True
     session.flush()
     return row
+
+
+def feed_tokens(session: Session, user: User) -> list[ApiToken]:
+    """The user's calendar feed tokens still working (normally none or one)."""
+    return [t for t in list_tokens(session, user) if t.name == FEED_TOKEN_NAME and not t.revoked]
+
+
+def replace_feed_token(session: Session, user: User, now: datetime) -> tuple[ApiToken, str]:
+    """A new calendar feed token for `user`; any earlier one stops working, so a person
+    has one feed link at a time and making a new one is how a leaked link is replaced."""
+    for old in feed_tokens(session, user):
+        old.revoked = True
+    return create_token(session, user, FEED_TOKEN_NAME, now)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -188,6 +189,61 @@ def update_user(
     return user
 
 
+def new_user_problems(
+    session: Session, email: str, role: str, password: str, person_email: str | None = None
+) -> dict[str, str]:
+    """Every problem `create_user` would refuse, keyed by what was wrong ("email", "role",
+    "person", "password"), so a form can show each next to its field at once."""
+    problems: dict[str, str] = {}
+
+    def check(key: str, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except InputError as exc:
+            problems[key] = exc.summary
+
+    check("email", lambda: _checked_email(email))
+    if (
+        "email" not in problems
+        and session.scalars(select(User.id).where(User.email == normalise_email(email))).first()
+    ):
+        problems["email"] = f"a user {normalise_email(email)!r} already exists"
+    check("role", lambda: _role(role))
+    if "role" not in problems:
+        if _role(role) is Role.LEADER and (person_email or "email" not in problems):
+            check("person", lambda: _leader_person(session, person_email or email))
+            if "person" in problems and not person_email:
+                problems["person"] += ": give the leader's email in the staff directory"
+        elif person_email:
+            problems["person"] = "only a leader is linked to a person: a comms user sees everyone"
+    check("password", lambda: check_password(password))
+    return problems
+
+
+def temporary_password() -> str:
+    """A random password for someone to sign in with once and pass on: 20 characters of
+    URL-safe base64 (120 bits), long past `MIN_PASSWORD_LENGTH`."""
+    return secrets.token_urlsafe(15)
+
+
+def set_active(session: Session, actor: User, email: str, active: bool) -> User:
+    """Enable or disable a user on behalf of `actor`, who may not disable themselves, nor
+    the last active comms user (no one would be left to enable anyone again)."""
+    user = get_user(session, email)
+    if not active:
+        if user.id == actor.id:
+            raise InputError("you cannot disable yourself: ask another comms user")
+        if user.role == Role.COMMS.value and user.active:
+            others = session.scalars(
+                select(User.id).where(
+                    User.role == Role.COMMS.value, User.active.is_(True), User.id != user.id
+                )
+            ).first()
+            if others is None:
+                raise InputError(f"{user.email} is the last active comms user")
+    return update_user(session, email, active=active)
+
+
 def deactivate(session: Session, email: str) -> User:
     """Stop a user signing in; their cookies stop working on the next request. Never
     deleted, so what they queued or approved still names them."""
@@ -350,8 +406,11 @@ __all__ = [
     "hash_password",
     "issue_session",
     "list_users",
+    "new_user_problems",
     "read_session",
     "scope_for",
+    "set_active",
+    "temporary_password",
     "update_user",
     "viewer_of",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, exists, false, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from cadence.errors import InputError
@@ -112,6 +112,13 @@ def team_and_below(path: str) -> ColumnElement[bool]:
     return or_(Team.path == path, Team.path.like(escaped + "/%", escape="\\"))
 
 
+def reaches_team(session: Session, audience: Audience, path: str) -> bool:
+    """Whether anyone in `audience` is in team `path` or a team nested in it: what a
+    calendar filtered by team shows."""
+    in_team = Person.team_id.in_(select(Team.id).where(team_and_below(path)))
+    return bool(session.scalar(select(exists().where(audience_filter(audience), in_team))))
+
+
 def effective_zone(org_zone: str) -> ColumnElement[str]:
     """A person's zone, or the organisation's when the directory leaves it blank."""
     return func.coalesce(Person.timezone, org_zone)
@@ -135,6 +142,7 @@ __all__ = [
     "build_audience",
     "count_members",
     "effective_zone",
+    "reaches_team",
     "team_and_below",
     "tree_of",
 ]

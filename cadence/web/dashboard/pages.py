@@ -49,7 +49,15 @@ from cadence.store.models import (
     MessageKind,
 )
 from cadence.web.charts import bar_chart
-from cadence.web.dashboard import approvals, compose, compose_launch, manage, sign_in
+from cadence.web.dashboard import (
+    admin,
+    approvals,
+    calendar,
+    compose,
+    compose_launch,
+    manage,
+    sign_in,
+)
 from cadence.web.dashboard.common import (
     DASHBOARD_HEADERS,
     NOT_FOUND,
@@ -115,6 +123,8 @@ def router(deps: WebDeps) -> APIRouter:
     routes.include_router(compose.router(frame))
     routes.include_router(manage.router(frame))
     routes.include_router(approvals.router(frame))
+    routes.include_router(calendar.router(frame))
+    routes.include_router(admin.router(frame))
     viewer_of, to_login = frame.viewer_of, frame.to_login
     page, problem_page = frame.page, frame.problem_page
 
