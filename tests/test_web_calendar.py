@@ -182,6 +182,12 @@ def test_a_feed_link_works_with_the_ics_feed_until_it_is_revoked(
             assert feed.headers["content-type"].startswith("text/calendar")
             assert "SUMMARY:Send: Sales push" in feed.text
             assert "Own the outcome" not in feed.text
+            # A link passed on reads the calendar and nothing else of the API.
+            token = feed_url.split("token=")[1].split("&")[0]
+            for path in ("/api/messages", "/api/calendar", f"/api/messages?token={token}"):
+                refused = app.get(live.url + path, headers={"Authorization": f"Bearer {token}"})
+                assert refused.status_code == 401, (path, refused.text)
+                assert "calendar feed token" in refused.json()["detail"]
 
             # The page remembers there is a link, without showing it again.
             again = client.get("/dashboard/calendar")

@@ -18,9 +18,12 @@ from cadence.errors import InputError
 from cadence.store.models import ApiToken, User
 
 TOKEN_PREFIX = "cad_"
-# A personal calendar feed is an ordinary token under this name, so that `cadence token
-# list` shows it and revoking it is the same as for any token.
+# A personal calendar feed is a token under this name that reads only the feed, so that
+# `cadence token list` shows it and revoking it is the same as for any token.
 FEED_TOKEN_NAME = "calendar feed"
+API_SCOPE = "api"  # the whole API, as the token's user
+FEED_SCOPE = "calendar"  # only the user's iCalendar feed
+SCOPES = (API_SCOPE, FEED_SCOPE)
 MAX_NAME = 100
 # Recording every use would turn each API read into a write; a minute is precise enough
 # to tell a token in use from a forgotten one.
@@ -43,10 +46,14 @@ def find_user(session: Session, email: str) -> User:
     return user
 
 
-def create_token(session: Session, user: User, name: str, now: datetime) -> tuple[ApiToken, str]:
+def create_token(
+    session: Session, user: User, name: str, now: datetime, scope: str = API_SCOPE
+) -> tuple[ApiToken, str]:
     """A new token for `user`. Returns the row and the token itself, which is not stored."""
     label = name.strip()
     problems = []
+    if scope not in SCOPES:
+        problems.append(f"unknown token scope {scope!r} (known: {', '.join(SCOPES)})")
     if not label:
         problems.append("the token name is empty (name it after where it is used)")
     elif len(label) > MAX_NAME:
@@ -62,14 +69,16 @@ def create_token(session: Session, user: User, name: str, now: datetime) -> tupl
         token_hash=hash_token(token),
         created_at=now,
         revoked=False,
+        scope=scope,
     )
     session.add(row)
     session.flush()
     return row, token
 
 
-def resolve(session: Session, token: str, now: datetime) -> User | None:
-    """The active user a token acts as; None for an unknown, revoked or disabled one."""
+def resolve(session: Session, token: str, now: datetime, *, feed: bool = False) -> User | None:
+    """The active user a token acts as; None for an unknown, revoked or disabled one, and
+    for a feed token anywhere but the calendar feed (`feed=True`)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     row = session.scalar(
@@ -78,6 +87,8 @@ def resolve(session: Session, token: str, now: datetime) -> User | None:
         .where(ApiToken.token_hash == hash_token(token))
     )
     if row is None or row.revoked or not row.user.active:
+        return None
+    if row.scope != API_SCOPE and not (feed and row.scope == FEED_SCOPE):
         return None
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
         row.last_used_at = now
@@ -109,7 +120,7 @@ def revoke(session: Session, token_id: int, owner: User | None = None) -> ApiTok
 
 def feed_tokens(session: Session, user: User) -> list[ApiToken]:
     """The user's calendar feed tokens still working (normally none or one)."""
-    return [t for t in list_tokens(session, user) if t.name == FEED_TOKEN_NAME and not t.revoked]
+    return [t for t in list_tokens(session, user) if t.scope == FEED_SCOPE and not t.revoked]
 
 
 def replace_feed_token(session: Session, user: User, now: datetime) -> tuple[ApiToken, str]:
@@ -117,4 +128,4 @@ def replace_feed_token(session: Session, user: User, now: datetime) -> tuple[Api
     has one feed link at a time and making a new one is how a leaked link is replaced."""
     for old in feed_tokens(session, user):
         old.revoked = True
-    return create_token(session, user, FEED_TOKEN_NAME, now)
+    return create_token(session, user, FEED_TOKEN_NAME, now, scope=FEED_SCOPE)

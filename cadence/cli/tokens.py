@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from cadence.access.api_tokens import create_token, find_user, list_tokens, revoke
+from cadence.access.api_tokens import (
+    API_SCOPE,
+    FEED_SCOPE,
+    create_token,
+    find_user,
+    list_tokens,
+    revoke,
+)
 from cadence.cli.context import db_session
 from cadence.cli.output import Format, emit
 from cadence.cli.params import id_value
@@ -24,18 +31,25 @@ def create(
     name: str = typer.Option(
         ..., "--name", help="Where it is used, e.g. 'intranet calendar', to tell tokens apart."
     ),
+    feed_only: bool = typer.Option(
+        False,
+        "--feed-only",
+        help="The token reads only /api/calendar.ics: for a calendar app's subscription URL.",
+    ),
 ) -> None:
     """Make a token. It is printed once and only its hash is kept: store it somewhere safe."""
+    scope = FEED_SCOPE if feed_only else API_SCOPE
     with db_session(ctx) as session:
         owner = find_user(session, user)
-        row, token = create_token(session, owner, name, utcnow())
+        row, token = create_token(session, owner, name, utcnow(), scope=scope)
         token_id, email = row.id, owner.email
     typer.echo(token)
-    typer.echo(
-        f"token {token_id} for {email}; it will not be shown again "
-        "(use it as 'Authorization: Bearer TOKEN', or ?token=TOKEN for calendar feeds)",
-        err=True,
+    use = (
+        "it reads only /api/calendar.ics?token=TOKEN"
+        if feed_only
+        else "use it as 'Authorization: Bearer TOKEN', or ?token=TOKEN for calendar feeds"
     )
+    typer.echo(f"token {token_id} for {email}; it will not be shown again ({use})", err=True)
 
 
 @token_app.command("list")
@@ -48,6 +62,7 @@ def list_(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format
                 "user": t.user.email,
                 "role": t.user.role,
                 "name": t.name,
+                "scope": t.scope,
                 "created_at": t.created_at.isoformat(timespec="seconds"),
                 "last_used_at": (
                     t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else None
@@ -56,7 +71,8 @@ def list_(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format
             }
             for t in list_tokens(session)
         ]
-    emit(rows, ["id", "user", "role", "name", "created_at", "last_used_at", "revoked"], fmt)
+    columns = ["id", "user", "role", "name", "scope", "created_at", "last_used_at", "revoked"]
+    emit(rows, columns, fmt)
 
 
 @token_app.command("revoke")

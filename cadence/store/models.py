@@ -364,6 +364,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "api": the whole API as its user; "calendar": only the user's iCalendar feed, for a
+    # link a calendar app is given (URLs get logged and passed on).
+    scope: Mapped[str] = mapped_column(String(20), default="api", server_default="api")
 
     user: Mapped[User] = relationship()
 

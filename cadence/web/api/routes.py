@@ -92,7 +92,7 @@ Days = Annotated[int, Query(ge=1, le=366, description="How many days ahead, from
 def router(deps: WebDeps) -> APIRouter:
     api = APIRouter(prefix="/api", route_class=_ProblemRoute, responses={**UNAUTHORIZED})
 
-    def authenticate(token: str | None) -> Caller:
+    def authenticate(token: str | None, feed: bool = False) -> Caller:
         if not token:
             raise ApiError(
                 401,
@@ -100,11 +100,12 @@ def router(deps: WebDeps) -> APIRouter:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         with session_scope(deps.sessions) as session:
-            user = resolve(session, token, deps.clock())
+            user = resolve(session, token, deps.clock(), feed=feed)
             if user is None:
                 raise ApiError(
                     401,
-                    "the token is not valid: unknown, revoked, or its user is disabled",
+                    "the token is not valid: unknown, revoked, its user is disabled, "
+                    "or it is a calendar feed token, which reads only /api/calendar.ics",
                     headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
                 )
             return policy.viewer_for(user)
@@ -118,7 +119,7 @@ def router(deps: WebDeps) -> APIRouter:
         token: Annotated[str | None, Depends(_query_token)],
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Caller:
-        return authenticate(token or (credentials.credentials if credentials else None))
+        return authenticate(token or (credentials.credentials if credentials else None), feed=True)
 
     Me = Annotated[Caller, Depends(caller)]
 
@@ -361,8 +362,9 @@ def router(deps: WebDeps) -> APIRouter:
 
         Calendar apps cannot send an `Authorization` header, so this feed also takes the
         token as `?token=TOKEN`. A URL is easily logged or passed on: give the feed a token
-        of its own (`cadence token create --user EMAIL --name calendar`) and revoke it if
-        the URL leaks.
+        of its own that reads nothing else (`cadence token create --user EMAIL --name
+        calendar --feed-only`, or the dashboard's calendar page) and revoke it if the URL
+        leaks.
         """
         with transaction() as session:
             window = calendar_window(session, me, days)
