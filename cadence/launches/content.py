@@ -52,8 +52,6 @@ def launch_content(
             faq=launch.faq,
             customer_at=when,
             release_hint="when you acknowledge, or by your deadline",
-            message_id=message.id,
-            leader_email=delivery.person.email,
         )
         return f"Leader briefing: {message.title}", text, None, True
     note = None

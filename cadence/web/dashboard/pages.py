@@ -49,7 +49,7 @@ from cadence.store.models import (
     MessageKind,
 )
 from cadence.web.charts import bar_chart
-from cadence.web.dashboard import compose_launch, sign_in
+from cadence.web.dashboard import compose_launch, my_team, sign_in
 from cadence.web.dashboard.common import (
     DASHBOARD_HEADERS,
     NOT_FOUND,
@@ -110,6 +110,7 @@ def router(deps: WebDeps) -> APIRouter:
     frame = Frame(deps)
     routes.include_router(sign_in.router(frame))
     routes.include_router(compose_launch.router(frame))
+    routes.include_router(my_team.router(frame))
     viewer_of, to_login = frame.viewer_of, frame.to_login
     page, problem_page = frame.page, frame.problem_page
 
