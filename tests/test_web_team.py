@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+from playwright.sync_api import Page
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -43,6 +46,7 @@ from cadence.web.dashboard import CSRF_COOKIE
 from cadence.web.deps import WebDeps
 from cadence.worker import policy_from, send_policy_from
 from tests import factories as f
+from tests.test_browser import browser, page  # noqa: F401  (headless Chromium)
 from tests.test_dashboard import PASSWORD, csrf_of, delivery, occurrence
 from tests.test_web import free_port, serve
 
@@ -80,18 +84,30 @@ class Team:
         return httpx.Client(base_url=self.url, timeout=20)
 
     def run(self, now: datetime) -> None:
-        """One dispatcher tick at `now`, and the sends it queued."""
+        """One dispatcher tick at `now`, and the sends it queued, on a thread of their own
+        as in a worker (the browser's driver holds this thread's event loop)."""
         rt = self.runtime
-        queued: list[int] = []
-        tick(rt.sessions, policy_from(rt.settings), queued.extend, now)
-        if queued:
-            send_batch(
-                rt.sessions,
-                lambda name: make_channel(name, rt.settings, rt.settings.redis_url),
-                queued,
-                send_policy_from(rt.settings),
-                now,
-            )
+        failures: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                queued: list[int] = []
+                tick(rt.sessions, policy_from(rt.settings), queued.extend, now)
+                if queued:
+                    send_batch(
+                        rt.sessions,
+                        lambda name: make_channel(name, rt.settings, rt.settings.redis_url),
+                        queued,
+                        send_policy_from(rt.settings),
+                        now,
+                    )
+            except BaseException as exc:  # handed to the test below
+                failures.append(exc)
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive() and not failures, failures
 
 
 def _org(session: Session) -> dict[str, Person]:
@@ -204,11 +220,16 @@ def started(settings: Settings, runtime: Runtime, session: Session) -> Iterator[
             team.run(start)
             with rt.sessions() as s:
                 for key in ("la", "lb", "a1"):
-                    team.briefing[key] = s.scalars(
-                        select(Delivery.id)
-                        .join(Occurrence)
-                        .where(Occurrence.purpose == "launch", Delivery.person_id == people[key].id)
-                    ).one_or_none() or 0
+                    team.briefing[key] = (
+                        s.scalars(
+                            select(Delivery.id)
+                            .join(Occurrence)
+                            .where(
+                                Occurrence.purpose == "launch", Delivery.person_id == people[key].id
+                            )
+                        ).one_or_none()
+                        or 0
+                    )
             try:
                 yield team
             finally:
@@ -554,7 +575,8 @@ def test_a_note_from_the_email_briefings_page(team: Team) -> None:
         note_csrf = re.findall(r'name="csrf" value="([0-9a-f]+)"', page.text)[1]
         answer_csrf = re.findall(r'name="csrf" value="([0-9a-f]+)"', page.text)[0]
         # The answer form's proof does not post a note, nor does a page of another site.
-        assert client.post(f"/ack/{token}/note", data={"note": NOTE, "csrf": answer_csrf}).status_code == 403
+        wrong_proof = client.post(f"/ack/{token}/note", data={"note": NOTE, "csrf": answer_csrf})
+        assert wrong_proof.status_code == 403
         foreign = client.post(
             f"/ack/{token}/note",
             data={"note": NOTE, "csrf": note_csrf},
@@ -562,7 +584,8 @@ def test_a_note_from_the_email_briefings_page(team: Team) -> None:
         )
         assert foreign.status_code == 403
         empty = client.post(f"/ack/{token}/note", data={"note": "", "csrf": note_csrf})
-        assert empty.status_code == 400 and "The note was not saved: the note is empty." in empty.text
+        assert empty.status_code == 400
+        assert "The note was not saved: the note is empty." in empty.text
         assert _notes(team) == {}
         saved = client.post(f"/ack/{token}/note", data={"note": NOTE, "csrf": note_csrf})
         assert saved.status_code == 200 and "Your note is saved" in saved.text
@@ -570,9 +593,12 @@ def test_a_note_from_the_email_briefings_page(team: Team) -> None:
         assert _notes(team) == {team.ids["la"]: NOTE}
         # Saving the note is not an acknowledgement: the team still waits for one.
         with team.runtime.sessions() as s:
-            assert s.scalars(
-                select(Acknowledgement).where(Acknowledgement.person_id == team.ids["la"])
-            ).all() == []
+            assert (
+                s.scalars(
+                    select(Acknowledgement).where(Acknowledgement.person_id == team.ids["la"])
+                ).all()
+                == []
+            )
 
         # A staff member's page has no note form, and its token posts no note.
         staff = _ack_token(team, team.core_delivery, "a1")
@@ -584,3 +610,45 @@ def test_a_note_from_the_email_briefings_page(team: Team) -> None:
         )
         assert client.get(f"/ack/{bent}").status_code == 400
     assert _notes(team) == {team.ids["la"]: NOTE}
+
+
+# ---------------------------------------------------------------------------------------
+# In a browser, without JavaScript
+
+SCREENSHOT = Path("/tmp/my-team.png")
+
+
+def test_a_leader_adds_a_note_in_the_browser(team: Team, page: Page) -> None:  # noqa: F811
+    page.goto(f"{team.url}/dashboard")
+    page.fill("#email", "lead.a@example.com")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{team.url}/dashboard")
+    page.get_by_role("link", name="My team").click()
+    page.wait_for_url(f"{team.url}/dashboard/my-team")
+    assert page.title() == "My team · Cadence"
+    note = page.get_by_label("Add a note for my team")
+    note.fill("Huddle at 10:00 in room 2: bring your questions.")
+    page.get_by_role("button", name="Add the note").click()
+    page.wait_for_url("**noted=**")
+    assert "Your note is saved" in page.inner_text("main")
+    assert page.locator(".briefing .current").inner_text().startswith("Huddle at 10:00")
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert SCREENSHOT.stat().st_size > 10_000
+    assert _notes(team) == {team.ids["la"]: "Huddle at 10:00 in room 2: bring your questions."}
+
+    # A comms user has no team of their own: the page says why and offers the leaders.
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(f"{team.url}/dashboard")
+    page.fill("#email", "comms@example.com")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{team.url}/dashboard")
+    page.goto(f"{team.url}/dashboard/my-team")
+    assert page.get_by_role("heading", name="Nobody reports to you").is_visible()
+    page.select_option("#leader", "lead.a@example.com")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**leader=lead.a%40example.com**")
+    assert page.get_by_role("heading", name="Lead.A\u2019s team").is_visible()
+    assert page.locator("textarea").count() == 0
+    page.screenshot(path=str(SCREENSHOT.with_name("my-team-comms.png")), full_page=True)

@@ -57,7 +57,7 @@ def _latest_titles(
 
 def team_people(session: Session, leader_id: int) -> list[dict[str, Any]]:
     """Each active person below the leader: messages received and answered, the last of
-    each, and whom they report to."""
+    each, and whom they report to (`direct`: the leader)."""
     people = _people(leader_id)
     manager = aliased(Person)
     directory = session.execute(
@@ -121,7 +121,8 @@ def team_people(session: Session, leader_id: int) -> list[dict[str, Any]]:
                 "person": email,
                 "name": name,
                 "team": team,
-                "reports_to": "you" if manager_id == leader_id else manager_name,
+                "reports_to": manager_name,
+                "direct": manager_id == leader_id,
                 "received": got,
                 "acknowledged": answers,
                 "ack_rate": answers / got if got else None,
@@ -177,8 +178,7 @@ def waiting_by_message(session: Session, leader_id: int) -> list[dict[str, Any]]
 
 def team_questions(session: Session, leader_id: int) -> list[dict[str, Any]]:
     """Questions the team asked, newest first: the same question sent twice counts once
-    (it was forwarded once), and each says whom it went to ("you" for the leader's own
-    people)."""
+    (it was forwarded once), and each says whom it went to (`direct`: the leader)."""
     people = _people(leader_id)
     manager = aliased(Person)
     rows = session.execute(
@@ -231,7 +231,8 @@ def team_questions(session: Session, leader_id: int) -> list[dict[str, Any]]:
                 "id": ack_id,
                 "person": email,
                 "name": name,
-                "asked_of": "you" if manager_id == leader_id else manager_name,
+                "asked_of": manager_name,
+                "direct": manager_id == leader_id,
                 "message_id": message_id,
                 "title": title,
                 "question": question,

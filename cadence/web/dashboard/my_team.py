@@ -62,6 +62,19 @@ def _briefing_view(briefing: Briefing, present: Present) -> dict[str, Any]:
     }
 
 
+def _person_view(row: dict[str, Any], present: Present, own: bool) -> dict[str, Any]:
+    """A row of the people table as the page shows it (the CSV keeps exact values)."""
+    rate = row["ack_rate"]
+    return {
+        **row,
+        "team": row["team"] or "\u2013",
+        "reports_to": "you" if own and row["direct"] else row["reports_to"] or "\u2013",
+        "rate": "\u2013" if rate is None else f"{rate:.0%}",
+        "last_sent_at": present.brief(row["last_sent_at"]),
+        "last_ack_at": present.brief(row["last_ack_at"]),
+    }
+
+
 def router(frame: Frame) -> APIRouter:
     routes = APIRouter(tags=["dashboard"])
     deps = frame.deps
@@ -101,10 +114,11 @@ def router(frame: Frame) -> APIRouter:
         drafts: dict[int, str] | None = None,
     ) -> Response:
         subject, choices = subject_of(request, viewer)
+        own = subject is not None and subject.id == viewer.person_id
         context: dict[str, Any] = {
             "subject": subject,
             "choices": choices,
-            "own": subject is not None and subject.id == viewer.person_id,
+            "own": own,
             "problems": problems or {},
             "drafts": drafts or {},
             "noted": request.query_params.get("noted", ""),
@@ -141,8 +155,16 @@ def router(frame: Frame) -> APIRouter:
                 )
             context.update(
                 people=table,
+                people_rows=[_person_view(row, present, own) for row in people],
                 waiting=[{**m, "last_sent_at": present.when(m["last_sent_at"])} for m in waiting],
-                questions=[{**q, "at": present.brief(q["at"])} for q in questions],
+                questions=[
+                    {
+                        **q,
+                        "at": present.brief(q["at"]),
+                        "asked_of": "you" if own and q["direct"] else q["asked_of"],
+                    }
+                    for q in questions
+                ],
                 briefings=[_briefing_view(b, present) for b in briefings],
                 answered=sum(1 for p in people if p["acknowledged"]),
             )
