@@ -32,6 +32,8 @@ from cadence.store.models import (
 
 #: The messages with people still to answer that the page lists, most recently sent first.
 MESSAGES_SHOWN = 12
+#: How many of the messages most recently sent to the team are looked at for them.
+MESSAGES_LOOKED_AT = 40
 QUESTIONS_SHOWN = 100
 
 
@@ -151,6 +153,7 @@ def waiting_by_message(session: Session, leader_id: int) -> list[dict[str, Any]]
         )
         .group_by(Message.id, Message.title, Message.kind)
         .order_by(func.max(Delivery.sent_at).desc(), Message.id.desc())
+        .limit(MESSAGES_LOOKED_AT)
     ).all()
     leader_email = session.scalar(select(Person.email).where(Person.id == leader_id))
     scope = Filters(scope_person_id=leader_id)

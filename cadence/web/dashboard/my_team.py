@@ -30,6 +30,8 @@ from cadence.web.dashboard.tables import Column, Present, Table
 
 PATH = "/dashboard/my-team"
 NOTE_PURPOSE = "team-note"
+#: Names listed under each message not yet acknowledged; its own page lists them all.
+NAMES_SHOWN = 40
 
 PEOPLE_COLUMNS = [
     Column("name", "Name"),
@@ -123,6 +125,7 @@ def router(frame: Frame) -> APIRouter:
             "drafts": drafts or {},
             "noted": request.query_params.get("noted", ""),
             "note_max": NOTE_MAX_LENGTH,
+            "names_shown": NAMES_SHOWN,
             "as_of": present.when(deps.clock()),
         }
         if subject is not None:
