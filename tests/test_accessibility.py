@@ -30,6 +30,9 @@ PAGES = [
     ("/dashboard/launches/{launch_id}", "comms@example.com"),
     ("/dashboard/launches/{launch_id}", "lead.a@example.com"),
     ("/dashboard/messages/999999", "comms@example.com"),
+    ("/dashboard/my-team", "lead.a@example.com"),
+    ("/dashboard/my-team", "comms@example.com"),
+    ("/dashboard/my-team?leader=lead.b@example.com", "comms@example.com"),
 ]
 
 

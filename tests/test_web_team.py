@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,7 @@ from cadence.web.dashboard import CSRF_COOKIE
 from cadence.web.deps import WebDeps
 from cadence.worker import policy_from, send_policy_from
 from tests import factories as f
+from tests.accessibility import assert_accessible
 from tests.test_browser import browser, page  # noqa: F401  (headless Chromium)
 from tests.test_dashboard import PASSWORD, csrf_of, delivery, occurrence
 from tests.test_web import free_port, serve
@@ -652,3 +653,32 @@ def test_a_leader_adds_a_note_in_the_browser(team: Team, page: Page) -> None:  #
     assert page.get_by_role("heading", name="Lead.A\u2019s team").is_visible()
     assert page.locator("textarea").count() == 0
     page.screenshot(path=str(SCREENSHOT.with_name("my-team-comms.png")), full_page=True)
+
+
+def test_the_note_forms_pass_the_accessibility_check(team: Team, browser: Browser) -> None:  # noqa: F811
+    """My team with a refused note, and the email briefing's page with its note form."""
+    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
+    checked = context.new_page()
+    try:
+        checked.goto(f"{team.url}/dashboard/my-team")
+        checked.fill("#email", "lead.a@example.com")
+        checked.fill("#password", PASSWORD)
+        checked.click("button[type=submit]")
+        checked.wait_for_url(f"{team.url}/dashboard/my-team")
+        checked.get_by_role("button", name="Add the note").click()
+        checked.wait_for_load_state()
+        error = checked.locator(".field-error")
+        assert error.inner_text() == "The note is empty."
+        assert_accessible(checked)
+
+        token = _ack_token(team, team.briefing["la"], "la")
+        checked.goto(f"{team.url}/ack/{token}")
+        assert_accessible(checked)
+        checked.get_by_label("Your note").fill("See you at the huddle.")
+        checked.get_by_role("button", name="Save my note").click()
+        checked.wait_for_load_state()
+        assert "Your note is saved" in checked.inner_text("main")
+        assert_accessible(checked)
+    finally:
+        context.close()
+    assert _notes(team) == {team.ids["la"]: "See you at the huddle."}
