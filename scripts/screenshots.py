@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,22 @@ def _compose(page: Page) -> None:
     page.evaluate("window.scrollTo(0, 0)")
 
 
+def _add_a_note(page: Page) -> None:
+    """Wait for the demo launch to brief the leader (a few minutes in), then add a note,
+    so the page shows a briefing waiting for the team with the leader's words."""
+    deadline = time.monotonic() + 360
+    while page.locator(".briefing form").count() == 0:
+        if time.monotonic() > deadline:
+            raise SystemExit("the demo leader was not briefed within six minutes")
+        time.sleep(5)
+        page.reload()
+    page.locator(".briefing textarea").first.fill(
+        "Huddle at 10:00 by the whiteboard: I will walk us through the refund screens."
+    )
+    page.locator(".briefing button[type=submit]").first.click()
+    page.wait_for_url("**noted=**")
+
+
 SHOTS = [
     Shot("overview", "comms", "/dashboard"),
     Shot("teams", "comms", "/dashboard/teams"),
@@ -61,6 +78,10 @@ SHOTS = [
     Shot("compose", "leader", "/dashboard/compose", _compose),
     Shot("calendar", "comms", "/dashboard/calendar"),
     Shot("admin", "comms", "/dashboard/admin"),
+    Shot("messages", "comms", "/dashboard/messages"),
+    Shot("approvals", "comms", "/dashboard/approvals"),
+    Shot("compose-launch", "comms", "/dashboard/compose/launch"),
+    Shot("team", "leader", "/dashboard/my-team", _add_a_note),
 ]
 
 
@@ -105,6 +126,8 @@ def _start_demo(folder: Path, port: int) -> Demo:
         if time.monotonic() > deadline:
             demo.kill()
             raise SystemExit("the demo did not start sending within two minutes")
+    # Keep reading what the demo prints, so its output never fills the pipe and stops it.
+    threading.Thread(target=lambda: [None for _ in demo.stdout or ()], daemon=True).start()
     return Demo(demo, passwords, ids)
 
 

@@ -13,7 +13,7 @@ import html
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +54,7 @@ class World:
     other_ids: list[int]  # lead B's message and launch
     tokens: dict[str, str]
     paths: list[tuple[str, str]]  # (method, path) of every dashboard and API route
+    other_deliveries: list[int] = field(default_factory=list)  # lead B's briefing
 
 
 def _routes(live: Live) -> list[tuple[str, str]]:
@@ -103,15 +104,15 @@ def world(settings: Settings, runtime: Runtime, session: Session) -> Iterator[Wo
                 )
             ).one()
             briefing = {"briefing": True, "release": "briefing"}
-            delivery(s, root, people["lead.b@example.com"], root.due_at, "log", briefing)
+            briefed = delivery(s, root, people["lead.b@example.com"], root.due_at, "log", briefing)
             bypassed = {"briefing": False, "release": "leader bypassed"}
             delivery(s, root, people["bea@example.com"], NOW, "log", bypassed)
             tokens = {}
             for email in ("comms@example.com", LEADER_TOKEN_EMAIL):
                 user = s.scalars(select(User).where(User.email == email)).one()
                 tokens[email] = api_tokens.create_token(s, user, "tests", NOW)[1]
-            launch_id = launch.id
-        yield World(live, [live.org.sales_id, launch_id], tokens, _routes(live))
+            launch_id, briefing_id = launch.id, briefed.id
+        yield World(live, [live.org.sales_id, launch_id], tokens, _routes(live), [briefing_id])
 
 
 def _fill(path: str, world: World) -> list[str]:
@@ -119,7 +120,10 @@ def _fill(path: str, world: World) -> list[str]:
     names = re.findall(r"{(\w+)}", path)
     if not names:
         return [path]
-    values: dict[str, list[int]] = {"message_id": world.other_ids}
+    values: dict[str, list[int]] = {
+        "message_id": world.other_ids,
+        "delivery_id": world.other_deliveries,
+    }
     unknown = [n for n in names if n not in values]
     assert not unknown, f"{path}: teach this test which of lead B's ids to put in {unknown}"
     (name,) = names

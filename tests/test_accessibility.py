@@ -32,6 +32,9 @@ PAGES = [
     ("/dashboard/messages/999999", "comms@example.com"),
     ("/dashboard/compose", "comms@example.com"),
     ("/dashboard/compose", "lead.a@example.com"),
+    ("/dashboard/my-team", "lead.a@example.com"),
+    ("/dashboard/my-team", "comms@example.com"),
+    ("/dashboard/my-team?leader=lead.b@example.com", "comms@example.com"),
 ]
 
 

@@ -137,6 +137,17 @@ def test_form_bodies_are_read_like_json_ones(slack: SlackStandIn) -> None:
     assert slack.messages("C123")[0]["text"] == "edited"
 
 
+def test_views_open_needs_a_trigger_and_answers_with_the_view(slack: SlackStandIn) -> None:
+    view = {"type": "modal", "callback_id": "cadence_team_note", "title": {"type": "plain_text",
+            "text": "Note"}, "blocks": []}  # fmt: skip
+    opened = client(slack).views_open(trigger_id="1.2.3", view=view)
+    assert opened["view"]["callback_id"] == "cadence_team_note" and opened["view"]["id"]
+    [recorded] = slack.requests("views.open")
+    assert recorded.params["trigger_id"] == "1.2.3"
+    missing = slack_error(lambda: client(slack).views_open(trigger_id="", view=view))
+    assert missing.response["error"] == "invalid_arguments"
+
+
 def test_users_list_pages_and_lookup_by_email(slack: SlackStandIn) -> None:
     slack.configure(users=USERS)
     web = client(slack)

@@ -6,8 +6,8 @@ Slack (or is an old request played again) and must change nothing. The signature
 checked by slack-sdk's `SignatureVerifier`, the implementation Slack publishes. Parsing is
 strict: a payload that lacks what Cadence needs is refused with a sentence, never half-read.
 
-The question modal is built here too, because its block and action ids are what
-`parse_interaction` reads back from a `view_submission`.
+The question modal and a leader's note modal are built here too, because their block and
+action ids are what `parse_interaction` reads back from a `view_submission`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ QUESTION_INPUT_ID = "text"
 CLARITY_BLOCK_ID = "clarity"
 CLARITY_INPUT_ID = "score"
 QUESTION_MAX_LENGTH = 2000
+NOTE_CALLBACK_ID = "cadence_team_note"
+NOTE_BLOCK_ID = "note"
+NOTE_INPUT_ID = "text"
 
 
 class BadSignature(CadenceError):
@@ -143,14 +146,16 @@ class BlockAction:
 
 @dataclass(frozen=True)
 class ViewSubmission:
-    """The question modal sent. `question` is the text as typed (possibly empty), `clarity`
-    the chosen score as text or None; `make_answer` judges both."""
+    """A modal sent. For the question modal, `question` is the text as typed (possibly
+    empty) and `clarity` the chosen score as text or None; `make_answer` judges both. For
+    the note modal, `note` is the leader's text as typed."""
 
     user_id: str
     callback_id: str
     private_metadata: str
     question: str | None
     clarity: str | None
+    note: str | None = None
 
 
 Interaction = BlockAction | ViewSubmission
@@ -224,6 +229,7 @@ def _view_submission(payload: dict[str, Any], user_id: str) -> ViewSubmission:
         private_metadata=str(view.get("private_metadata") or ""),
         question=question,
         clarity=clarity,
+        note=_input(values, NOTE_BLOCK_ID, NOTE_INPUT_ID),
     )
 
 
@@ -316,6 +322,43 @@ def question_modal(delivery_id: int, message_title: str) -> dict[str, Any]:
                     "placeholder": _plain("Choose 0-10"),
                     "options": [{"text": _plain(str(n)), "value": str(n)} for n in range(11)],
                 },
+            },
+        ],
+    }
+
+
+def note_modal(
+    delivery_id: int, message_title: str, current: str | None, max_length: int
+) -> dict[str, Any]:
+    """The modal behind a briefing's "Add a note for my team": one text field, holding the
+    note saved so far. `private_metadata` carries the briefing's delivery id."""
+    about = " ".join(message_title.split())[:2000] or "this launch"
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": NOTE_INPUT_ID,
+        "multiline": True,
+        "max_length": max_length,
+    }
+    if current:
+        element["initial_value"] = current[:max_length]
+    return {
+        "type": "modal",
+        "callback_id": NOTE_CALLBACK_ID,
+        "private_metadata": str(delivery_id),
+        "title": _plain("Note for my team"),
+        "submit": _plain("Save"),
+        "close": _plain("Cancel"),
+        "blocks": [
+            {"type": "context", "elements": [_plain(f"Launch: {about}")]},
+            {
+                "type": "input",
+                "block_id": NOTE_BLOCK_ID,
+                "label": _plain("Your note"),
+                "element": element,
+                "hint": _plain(
+                    "Sent with the message to your people who have not had it yet, "
+                    "under \u201cA note from your team leader\u201d."
+                ),
             },
         ],
     }

@@ -23,6 +23,7 @@ from cadence.answers.questions import QUESTION_CHANNELS, QUESTION_PURPOSE, quest
 from cadence.answers.tokens import ack_url, make_ack_token
 from cadence.delivery.channels.base import Channel, Outcome, OutcomeKind, Outgoing, Recipient
 from cadence.errors import CadenceError
+from cadence.launches.briefings import is_briefing
 from cadence.launches.content import launch_content
 from cadence.messages.attention import describe, flag
 from cadence.messages.channel_choice import fallback_channel
@@ -138,6 +139,7 @@ def prepare(delivery: Delivery, policy: SendPolicy, session: Session) -> Outgoin
         answerable=answerable,
         leader_note=note,
         reply_to=reply_to,
+        team_note=message.kind == "launch" and is_briefing(delivery),
     )
 
 

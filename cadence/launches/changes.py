@@ -37,6 +37,9 @@ from cadence.store.models import (
 
 # Notes, changes, figures
 
+#: The longest note a leader may add (the web form and the Slack modal say so too).
+NOTE_MAX_LENGTH = 2000
+
 
 def set_note(
     session: Session, message_id: int, leader_email: str, text: str, now: datetime
@@ -54,8 +57,8 @@ def set_note(
     note = text.strip()
     if not note:
         raise InputError("the note is empty")
-    if len(note) > 2000:
-        raise InputError("the note is longer than 2000 characters")
+    if len(note) > NOTE_MAX_LENGTH:
+        raise InputError(f"the note is longer than {NOTE_MAX_LENGTH} characters")
     existing = session.scalar(
         select(LeaderNote).where(
             LeaderNote.message_id == message.id, LeaderNote.leader_id == leader.id

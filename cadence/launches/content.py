@@ -43,6 +43,15 @@ def launch_content(
             "launch/correction.md", body=body, customer_copy=launch.customer_copy, customer_at=when
         )
         return f"Correction: {message.title}", text, None, True
+    # A leader's note goes to their own people, the leaders among them with their briefing.
+    note = None
+    if delivery.person.manager_id is not None:
+        note = session.scalar(
+            select(LeaderNote.note).where(
+                LeaderNote.message_id == message.id,
+                LeaderNote.leader_id == delivery.person.manager_id,
+            )
+        )
     if payload.get("briefing"):
         text = render(
             "launch/briefing.md",
@@ -52,18 +61,8 @@ def launch_content(
             faq=launch.faq,
             customer_at=when,
             release_hint="when you acknowledge, or by your deadline",
-            message_id=message.id,
-            leader_email=delivery.person.email,
         )
-        return f"Leader briefing: {message.title}", text, None, True
-    note = None
-    if delivery.person.manager_id is not None:
-        note = session.scalar(
-            select(LeaderNote.note).where(
-                LeaderNote.message_id == message.id,
-                LeaderNote.leader_id == delivery.person.manager_id,
-            )
-        )
+        return f"Leader briefing: {message.title}", text, note, True
     text = render(
         "launch/staff.md", body=body, customer_copy=launch.customer_copy, customer_at=when
     )

@@ -4,6 +4,9 @@ Mail scanners and link previewers fetch every link in an email, so a GET only sh
 and never records anything. Answers come from a form POST, which must prove it came from
 that page (a double-submit cookie whose HMAC, bound to the token, is in the form) and, when
 the browser says where it came from, from our own origin. The pages use no JavaScript.
+
+A leader's briefing page also offers their note for their team (`POST /ack/{token}/note`):
+the same token scopes it to that one briefing, and the form is checked the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -33,6 +37,14 @@ from cadence.answers.acks import (
 from cadence.answers.questions import FORWARD_QUESTION_TASK
 from cadence.answers.tokens import AckClaim, TokenExpired, TokenInvalid, read_ack_token
 from cadence.errors import InputError
+from cadence.launches.briefings import (
+    Briefing,
+    NoSuchBriefing,
+    add_team_note,
+    briefing_of,
+    is_briefing,
+)
+from cadence.launches.changes import NOTE_MAX_LENGTH
 from cadence.rendering import render
 from cadence.store.db import session_scope
 from cadence.store.models import Acknowledgement, Delivery
@@ -159,6 +171,19 @@ def _question_already_sent(session: Session, delivery: Delivery, question: str |
     )
 
 
+def _note_purpose(token: str) -> str:
+    """The note form's own CSRF purpose, so an answer's proof cannot post a note."""
+    return f"note:{token}"
+
+
+def _open_briefing(session: Session, delivery: Delivery, now: datetime) -> Briefing | None:
+    """The briefing a leader may still add a note to, or None."""
+    if not is_briefing(delivery):
+        return None
+    briefing = briefing_of(session, delivery.id, now, person_id=delivery.person_id)
+    return briefing if briefing.pending else None
+
+
 def _manager_name(delivery: Delivery) -> str | None:
     manager = delivery.person.manager
     return manager.name if manager is not None else None
@@ -181,6 +206,10 @@ def router(deps: WebDeps) -> APIRouter:
         problem: str | None = None,
         question: str = "",
         clarity: str = "",
+        briefing: Briefing | None = None,
+        note: str | None = None,
+        note_problem: str | None = None,
+        noted: bool = False,
     ) -> HTMLResponse:
         response = _page(
             "web/ack.html",
@@ -192,6 +221,13 @@ def router(deps: WebDeps) -> APIRouter:
             problem=problem,
             question=question,
             clarity=clarity,
+            token=token,
+            briefing=briefing,
+            note=note if note is not None else (briefing.note if briefing else "") or "",
+            note_csrf=csrf_field(secret, cookie, _note_purpose(token)),
+            note_problem=note_problem,
+            note_max=NOTE_MAX_LENGTH,
+            noted=noted,
         )
         response.set_cookie(
             CSRF_COOKIE,
@@ -208,7 +244,9 @@ def router(deps: WebDeps) -> APIRouter:
         sent = request.cookies.get(CSRF_COOKIE, "")
         return sent if _COOKIE_VALUE.fullmatch(sent) else secrets.token_urlsafe(32)
 
-    def check_origin_and_csrf(request: Request, token: str, csrf: str) -> None:
+    def check_origin_and_csrf(
+        request: Request, token: str, csrf: str, purpose: str | None = None
+    ) -> None:
         origin = request.headers.get("origin")
         # Browsers send `Origin: null` for a page with `Referrer-Policy: no-referrer`, ours
         # included; it says nothing either way, so the cookie check alone decides.
@@ -220,7 +258,7 @@ def router(deps: WebDeps) -> APIRouter:
                 "Open the link from your email and answer there.",
             )
         cookie = request.cookies.get(CSRF_COOKIE, "")
-        expected = csrf_field(secret, cookie, token) if cookie else ""
+        expected = csrf_field(secret, cookie, purpose or token) if cookie else ""
         if not cookie or not csrf or not hmac.compare_digest(expected, csrf):
             raise Refused(
                 403,
@@ -239,7 +277,8 @@ def router(deps: WebDeps) -> APIRouter:
             with deps.sessions() as session:
                 delivery = _delivery(session, claim)
                 already = _already_answered(session, delivery)
-                return form_page(token, cookie_of(request), delivery, already)
+                briefing = _open_briefing(session, delivery, deps.clock())
+                return form_page(token, cookie_of(request), delivery, already, briefing=briefing)
         except Refused as refused:
             return _error(refused, token)
 
@@ -299,5 +338,51 @@ def router(deps: WebDeps) -> APIRouter:
             manager=manager,
             clarity=reply.clarity,
         )
+
+    @routes.post("/ack/{token}/note", response_class=HTMLResponse)
+    def team_note(
+        token: str,
+        request: Request,
+        note: Annotated[str, Form()] = "",
+        csrf: Annotated[str, Form()] = "",
+    ) -> HTMLResponse:
+        """A leader's note for their team, from their briefing's page."""
+        try:
+            check_origin_and_csrf(request, token, csrf, _note_purpose(token))
+            claim = _claim(secret, token)
+            now = deps.clock()
+            with session_scope(deps.sessions) as session:
+                delivery = _delivery(session, claim)
+                try:
+                    saved = add_team_note(
+                        session, delivery.id, note, now, person_id=claim.person_id
+                    )
+                except NoSuchBriefing:
+                    raise Refused(
+                        400,
+                        "Nothing to add a note to",
+                        "Notes are for a leader's briefing, and this message is not one.",
+                    ) from None
+                except InputError as exc:
+                    return form_page(
+                        token,
+                        request.cookies[CSRF_COOKIE],
+                        delivery,
+                        _already_answered(session, delivery),
+                        status=400,
+                        briefing=_open_briefing(session, delivery, now),
+                        note=note,
+                        note_problem=f"The note was not saved: {exc}.",
+                    )
+                return form_page(
+                    token,
+                    request.cookies[CSRF_COOKIE],
+                    delivery,
+                    _already_answered(session, delivery),
+                    briefing=saved,
+                    noted=True,
+                )
+        except Refused as refused:
+            return _error(refused, token)
 
     return routes

@@ -1,11 +1,12 @@
 """`POST /slack/interactions`: the "Got it" and "I have a question" buttons, and the question
-modal, as Slack delivers them.
+modal, as Slack delivers them; on a leader's briefing, "Add a note for my team" and its modal.
 
 Only a request Slack signed, just now, and never seen before changes anything; only the
 recipient of a message can answer it. Slack wants an answer within 3 seconds, so the route
 records the answer and hands the slow follow-ups (rewriting the message, telling the team
-leader) to the workers. Opening the modal is the exception: its trigger expires 3 seconds
-after the click, so `views.open` is called from here.
+leader) to the workers. Opening a modal is the exception: its trigger expires 3 seconds
+after the click, so `views.open` is called from here. Only the briefed leader may add a note
+to their briefing, and it is saved exactly as `cadence launch note` saves it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from cadence.answers.followups import SLACK_UPDATE_TASK
 from cadence.answers.questions import FORWARD_QUESTION_TASK
 from cadence.answers.slack_signing import (
     CLARITY_BLOCK_ID,
+    NOTE_BLOCK_ID,
+    NOTE_CALLBACK_ID,
     QUESTION_BLOCK_ID,
     QUESTION_CALLBACK_ID,
     TOLERANCE_SECONDS,
@@ -38,6 +41,7 @@ from cadence.answers.slack_signing import (
     BlockAction,
     ViewSubmission,
     delivery_id_from_metadata,
+    note_modal,
     parse_interaction,
     question_modal,
     verify,
@@ -46,10 +50,13 @@ from cadence.config import reveal
 from cadence.delivery.channels.slack_app import INTERACTIONS_PATH
 from cadence.delivery.formatting.slack import (
     ACK_ACTION_ID,
+    NOTE_ACTION_ID,
     QUESTION_ACTION_ID,
     delivery_id_from_value,
 )
 from cadence.errors import InputError
+from cadence.launches.briefings import NoSuchBriefing, NotTheLeader, add_team_note, briefing_of
+from cadence.launches.changes import NOTE_MAX_LENGTH
 from cadence.store.db import session_scope
 from cadence.web.deps import WebDeps
 
@@ -62,6 +69,7 @@ SIGNATURE_HEADER = "X-Slack-Signature"
 SEEN_PREFIX = "cadence:slack:seen:"
 NOT_YOURS = "This message was sent to someone else, so your answer was not recorded."
 NOT_ANSWERABLE = "This message can no longer be answered."
+NOT_YOUR_BRIEFING = "This briefing was sent to another leader, so you cannot add a note to it."
 # views.open must be done within 3 seconds of the click; leave room for the rest.
 VIEWS_OPEN_TIMEOUT = 2
 # Database work in flight at once on PostgreSQL; SQLite takes one writer at a time.
@@ -131,11 +139,15 @@ def router(deps: WebDeps) -> APIRouter:
         if not fresh:
             return _error(401, "this request was already received (a replay)")
         if isinstance(interaction, ViewSubmission):
+            if interaction.callback_id == NOTE_CALLBACK_ID:
+                return await database.run(_submit_note, deps, interaction)
             return await _finish(deps, await database.run(_submit_question, deps, interaction))
         if interaction.action_id == ACK_ACTION_ID:
             return await _finish(deps, await database.run(_acknowledge, deps, interaction))
         if interaction.action_id == QUESTION_ACTION_ID:
             return await _open_question(deps, database, interaction)
+        if interaction.action_id == NOTE_ACTION_ID:
+            return await _open_note(deps, database, interaction)
         return Response(status_code=200)
 
     return api
@@ -233,25 +245,30 @@ async def _open_question(
     title = await database.run(_question_title, deps, action, delivery_id)
     if isinstance(title, Response):
         return title
+    return await _views_open(deps, action, question_modal(delivery_id, title), "question")
+
+
+async def _views_open(
+    deps: WebDeps, action: BlockAction, view: dict[str, Any], what: str
+) -> Response:
+    """Open `view` for the click's trigger; what went wrong is told to the clicker."""
+    assert action.trigger_id
     token = reveal(deps.settings.slack_bot_token)
     if not token:
-        log.error("a question form was asked for, but CADENCE_SLACK_BOT_TOKEN is not set")
-        return _ephemeral("Questions cannot be asked in Slack right now.")
+        log.error("a %s form was asked for, but CADENCE_SLACK_BOT_TOKEN is not set", what)
+        return _ephemeral(f"The {what} form cannot be opened in Slack right now.")
     client = AsyncWebClient(
         token=token, base_url=deps.settings.slack_api_url, timeout=VIEWS_OPEN_TIMEOUT
     )
+    failed = _ephemeral(f"The {what} form could not be opened; please try again.")
     try:
-        await client.views_open(
-            trigger_id=action.trigger_id, view=question_modal(delivery_id, title)
-        )
+        await client.views_open(trigger_id=action.trigger_id, view=view)
     except SlackApiError as exc:
-        log.warning(
-            "views.open for delivery %d refused: %s", delivery_id, exc.response.get("error")
-        )
-        return _ephemeral("The question form could not be opened; please try again.")
+        log.warning("views.open for a %s form refused: %s", what, exc.response.get("error"))
+        return failed
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        log.warning("views.open for delivery %d failed: %r", delivery_id, exc)
-        return _ephemeral("The question form could not be opened; please try again.")
+        log.warning("views.open for a %s form failed: %r", what, exc)
+        return failed
     return Response(status_code=200)
 
 
@@ -289,6 +306,67 @@ def _submit_question(deps: WebDeps, submission: ViewSubmission) -> _Reply | Resp
         (SLACK_UPDATE_TASK, [recorded.delivery_id]),
     ]
     return _Reply(JSONResponse({"response_action": "clear"}), follow_ups)
+
+
+def _note_form(deps: WebDeps, action: BlockAction, delivery_id: int) -> dict[str, Any] | Response:
+    """The note modal for the briefed leader who clicked, else what to tell them."""
+    with session_scope(deps.sessions) as session:
+        try:
+            briefing = briefing_of(session, delivery_id, deps.clock(), slack_user_id=action.user_id)
+        except NoSuchBriefing:
+            return _ephemeral("Notes can only be added to a leader's briefing.")
+        except NotTheLeader:
+            log.warning(
+                "Slack user %s asked to add a note to briefing %d of someone else",
+                action.user_id,
+                delivery_id,
+            )
+            return _ephemeral(NOT_YOUR_BRIEFING)
+        if not briefing.pending:
+            return _ephemeral(
+                "Your team has already been sent this launch, so a note would reach no one."
+            )
+        return note_modal(delivery_id, briefing.title, briefing.note, NOTE_MAX_LENGTH)
+
+
+async def _open_note(deps: WebDeps, database: _DatabaseThreads, action: BlockAction) -> Response:
+    delivery_id = _delivery_id(action.value)
+    if delivery_id is None:
+        return _error(400, f"not a Cadence button value: {action.value[:64]!r}")
+    if not action.trigger_id:
+        return _error(400, "the payload has no `trigger_id`")
+    view = await database.run(_note_form, deps, action, delivery_id)
+    if isinstance(view, Response):
+        return view
+    return await _views_open(deps, action, view, "note")
+
+
+def _submit_note(deps: WebDeps, submission: ViewSubmission) -> Response:
+    try:
+        delivery_id = delivery_id_from_metadata(submission.private_metadata)
+    except BadInteraction as exc:
+        return _error(400, str(exc))
+    try:
+        with session_scope(deps.sessions) as session:
+            add_team_note(
+                session,
+                delivery_id,
+                submission.note or "",
+                deps.clock(),
+                slack_user_id=submission.user_id,
+            )
+    except NoSuchBriefing:
+        return _modal_errors(NOTE_BLOCK_ID, "Notes can only be added to a leader's briefing.")
+    except NotTheLeader:
+        log.warning(
+            "Slack user %s sent a note for briefing %d of someone else",
+            submission.user_id,
+            delivery_id,
+        )
+        return _modal_errors(NOTE_BLOCK_ID, NOT_YOUR_BRIEFING)
+    except InputError as exc:
+        return _modal_errors(NOTE_BLOCK_ID, _sentence(str(exc)))
+    return JSONResponse({"response_action": "clear"})
 
 
 def _sentence(text: str) -> str:

@@ -48,6 +48,9 @@ class Outgoing:
     answerable: bool = True
     # (name, address) replies should go to, when not to the sender (a forwarded question).
     reply_to: tuple[str, str] | None = None
+    # A leader's briefing: offer "Add a note for my team" (a Slack button; the email's
+    # acknowledgement page has the form).
+    team_note: bool = False
 
 
 class OutcomeKind(StrEnum):

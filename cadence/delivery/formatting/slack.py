@@ -17,6 +17,7 @@ from cadence.rendering import render
 
 ACK_ACTION_ID = "cadence_ack"
 QUESTION_ACTION_ID = "cadence_question"
+NOTE_ACTION_ID = "cadence_team_note"
 METADATA_EVENT_TYPE = "cadence_delivery"
 NOTE_LEAD = "A note from your team leader:"
 HEADER_LIMIT = 150
@@ -119,9 +120,12 @@ def slack_message(
     """(fallback text, blocks) for `chat.postMessage`.
 
     The fallback is what notifications and screen readers show; the blocks carry the whole
-    message and the "Got it" / "I have a question" buttons, whose value names the delivery.
+    message and the "Got it" / "I have a question" buttons, whose value names the delivery;
+    a leader's briefing adds "Add a note for my team".
     """
-    fallback, text = _content(out.title, out.body, out.leader_note, question_enabled)
+    fallback, text = _content(
+        out.title, out.body, out.leader_note, question_enabled, out.team_note and out.answerable
+    )
     blocks: list[dict[str, Any]] = json.loads(text)
     if not out.answerable:
         return fallback, blocks[:-1]  # the buttons are always the last block
@@ -133,7 +137,11 @@ def slack_message(
 
 @lru_cache(maxsize=1024)
 def _content(
-    title: str, body_md: str, leader_note: str | None, question_enabled: bool
+    title: str,
+    body_md: str,
+    leader_note: str | None,
+    question_enabled: bool,
+    note_enabled: bool = False,
 ) -> tuple[str, str]:
     """The message without its delivery id, as JSON text. Everyone on a team whose message
     reads the same shares one conversion, which is most of the cost of a fan-out."""
@@ -157,6 +165,8 @@ def _content(
         ack_action=ACK_ACTION_ID,
         question_action=QUESTION_ACTION_ID,
         question_enabled=question_enabled,
+        note_action=NOTE_ACTION_ID,
+        note_enabled=note_enabled,
     )
     return _shorten(fallback, FALLBACK_LIMIT), text
 

@@ -56,6 +56,7 @@ from cadence.web.dashboard import (
     compose,
     compose_launch,
     manage,
+    my_team,
     sign_in,
 )
 from cadence.web.dashboard.common import (
@@ -125,6 +126,7 @@ def router(deps: WebDeps) -> APIRouter:
     routes.include_router(approvals.router(frame))
     routes.include_router(calendar.router(frame))
     routes.include_router(admin.router(frame))
+    routes.include_router(my_team.router(frame))
     viewer_of, to_login = frame.viewer_of, frame.to_login
     page, problem_page = frame.page, frame.problem_page
 
