@@ -44,7 +44,8 @@ PRESETS = (
     ("advanced", "Advanced: an RRULE of my own"),
 )
 PRESET_KEYS = tuple(key for key, _ in PRESETS)
-CHANNELS = (("slack", "Slack"), ("email", "Email"))
+# The log channel sends nobody anything: it is for trying a cadence out, as in the demo.
+CHANNELS = (("slack", "Slack"), ("email", "Email"), ("log", "Log only (sends nobody anything)"))
 _NAMES = re.compile(r"[\s,;]+")
 
 Problems = dict[str, list[str]]
