@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
@@ -53,6 +54,19 @@ def _compose(page: Page) -> None:
     page.evaluate("window.scrollTo(0, 0)")
 
 
+def _launch_too_soon(page: Page) -> None:
+    """A launch to Support whose customers hear in an hour: the timeline check refuses it
+    and offers the earliest customer time that works."""
+    page.fill("#launch-title", "Refunds in the app")
+    page.fill("#launch-body", "From Monday, customers can ask for a refund **in the app**.")
+    page.fill("#launch-customer-copy", "You can now ask for a refund in the app.")
+    page.get_by_label("Support", exact=True).check()
+    soon = datetime.now() + timedelta(hours=1)
+    page.fill("#launch-customer-at", soon.strftime("%Y-%m-%dT%H:%M"))
+    page.wait_for_selector("#launch-refusal")
+    page.evaluate("window.scrollTo(0, 0)")
+
+
 def _add_a_note(page: Page) -> None:
     """Wait for the demo launch to brief the leader (a few minutes in), then add a note,
     so the page shows a briefing waiting for the team with the leader's words."""
@@ -74,13 +88,12 @@ SHOTS = [
     Shot("teams", "comms", "/dashboard/teams"),
     Shot("message", "comms", "/dashboard/messages/{A name, not a number}"),
     Shot("launch", "comms", "/dashboard/launches/{Same-day refunds}"),
-    Shot("leader-overview", "leader", "/dashboard"),
     Shot("compose", "leader", "/dashboard/compose", _compose),
     Shot("calendar", "comms", "/dashboard/calendar"),
     Shot("admin", "comms", "/dashboard/admin"),
     Shot("messages", "comms", "/dashboard/messages"),
     Shot("approvals", "comms", "/dashboard/approvals"),
-    Shot("compose-launch", "comms", "/dashboard/compose/launch"),
+    Shot("compose-launch", "comms", "/dashboard/compose/launch", _launch_too_soon),
     Shot("team", "leader", "/dashboard/my-team", _add_a_note),
 ]
 
