@@ -7,17 +7,22 @@ New pages join by adding their path to PAGES; a path may name the seeded organis
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
+from cadence.access.users import get_user
 from cadence.answers.tokens import make_ack_token
+from cadence.directory.audience import Audience
+from cadence.messages.approvals import set_requires_approval, submit
+from cadence.messages.core import CadenceSpec, CoreMessageSpec, add_core_message
 from cadence.store.db import session_scope
 from cadence.store.models import Delivery, Occurrence
 from tests.accessibility import assert_accessible
 from tests.test_browser import browser, live, sign_in  # noqa: F401  (fixtures)
-from tests.test_dashboard import Live
+from tests.test_dashboard import NOW, Live
 
 # (path, who signs in); paths are formatted with the seeded Org's fields.
 PAGES = [
@@ -35,6 +40,17 @@ PAGES = [
     ("/dashboard/my-team", "lead.a@example.com"),
     ("/dashboard/my-team", "comms@example.com"),
     ("/dashboard/my-team?leader=lead.b@example.com", "comms@example.com"),
+    ("/dashboard/compose/launch", "comms@example.com"),
+    ("/dashboard/compose/launch", "lead.a@example.com"),
+    ("/dashboard/messages", "comms@example.com"),
+    ("/dashboard/messages", "lead.a@example.com"),
+    ("/dashboard/messages/{sales_id}/edit", "comms@example.com"),
+    ("/dashboard/messages/{sales_id}/pause", "comms@example.com"),
+    ("/dashboard/messages/{sales_id}/cancel", "comms@example.com"),
+    ("/dashboard/approvals", "comms@example.com"),
+    ("/dashboard/calendar", "comms@example.com"),
+    ("/dashboard/calendar?view=month", "lead.a@example.com"),
+    ("/dashboard/admin", "comms@example.com"),
 ]
 
 
@@ -77,3 +93,37 @@ def test_the_acknowledgement_pages_are_accessible(checked: Page, live: Live) -> 
     checked.wait_for_load_state()
     assert checked.get_by_role("heading", level=1).inner_text() == "Thanks, recorded"
     assert_accessible(checked)
+
+
+def test_pages_with_a_message_waiting_for_approval_are_accessible(
+    checked: Page,
+    live: Live,  # noqa: F811
+) -> None:
+    """The approvals page with something to decide, and the author's view of it waiting."""
+    with session_scope(live.runtime.sessions) as session:
+        comms = get_user(session, "comms@example.com")
+        set_requires_approval(session, comms, True, NOW)
+        spec = CoreMessageSpec(
+            title="Queue closes at five",
+            body="Hello {{ person.first_name }}, the queue closes at **five**.",
+            audience=Audience(trees=("lead.a@example.com",)),
+            channels=["email"],
+            cadence=CadenceSpec(rrule="FREQ=WEEKLY;BYDAY=MO", start=datetime(2026, 3, 16, 9, 0)),
+        )
+        held = submit(
+            session,
+            add_core_message(session, spec, NOW),
+            get_user(session, "lead.a@example.com"),
+            NOW,
+        )
+        held_id = held.id
+    sign_in(checked, live, "comms@example.com")
+    checked.goto(f"{live.url}/dashboard/approvals")
+    assert checked.locator(f'section[data-message="{held_id}"]').is_visible()
+    assert_accessible(checked)
+    checked.context.clear_cookies()
+    sign_in(checked, live, "lead.a@example.com")
+    for path in ("/dashboard/messages", f"/dashboard/messages/{held_id}"):
+        checked.goto(live.url + path)
+        assert "Queue closes at five" in checked.content()
+        assert_accessible(checked)
