@@ -61,9 +61,12 @@ def _launch_too_soon(page: Page) -> None:
     page.fill("#launch-body", "From Monday, customers can ask for a refund **in the app**.")
     page.fill("#launch-customer-copy", "You can now ask for a refund in the app.")
     page.get_by_label("Support", exact=True).check()
+    page.uncheck("#launch-channel-slack")
+    page.uncheck("#launch-channel-email")
+    page.check("#launch-channel-log")
     soon = datetime.now() + timedelta(hours=1)
     page.fill("#launch-customer-at", soon.strftime("%Y-%m-%dT%H:%M"))
-    page.wait_for_selector("#launch-refusal")
+    page.locator("#launch-timeline [data-verdict=refused]").wait_for()
     page.evaluate("window.scrollTo(0, 0)")
 
 

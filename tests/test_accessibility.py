@@ -119,7 +119,8 @@ def test_pages_with_a_message_waiting_for_approval_are_accessible(
         held_id = held.id
     sign_in(checked, live, "comms@example.com")
     checked.goto(f"{live.url}/dashboard/approvals")
-    assert checked.locator(f'section[data-message="{held_id}"]').is_visible()
+    panel = checked.locator(f'section[data-message="{held_id}"]')
+    assert "Repeats weekly on Monday, at 09:00 in each recipient's own zone" in panel.inner_text()
     assert_accessible(checked)
     checked.context.clear_cookies()
     sign_in(checked, live, "lead.a@example.com")

@@ -38,6 +38,7 @@ from cadence.messages import approvals
 from cadence.messages.decisions import DECISION_TASK
 from cadence.messages.markdown import to_html
 from cadence.messages.personalise import context_for_person, personalise
+from cadence.planning.rule_words import describe
 from cadence.store.db import session_scope
 from cadence.store.models import Launch, Message, Person, User
 from cadence.web.dashboard.common import NOT_FOUND, Frame, Refused
@@ -126,7 +127,10 @@ def router(frame: Frame) -> APIRouter:
                 return f"Customers are told {present.when(launch.customer_at)}"
         if message.cadence is not None:
             first = f"; the first send would be {present.when(next_at)}" if next_at else ""
-            return f"Repeats {message.cadence.rrule}{first}"
+            cad = message.cadence
+            where = f"in {cad.timezone}" if cad.timezone else "in each recipient's own zone"
+            at = cad.start_local.strftime("%H:%M")
+            return f"Repeats {describe(cad.rrule)}, at {at} {where}{first}"
         return ""
 
     def page(
