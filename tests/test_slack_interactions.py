@@ -27,6 +27,7 @@ from cadence.answers.followups import (
     SLACK_UPDATE_TASK,
     update_slack_message,
 )
+from cadence.answers.group_commit import GroupCommit
 from cadence.answers.questions import FORWARD_QUESTION_TASK, forward_question
 from cadence.answers.slack_signing import (
     BadInteraction,
@@ -206,7 +207,7 @@ def _app(settings: Settings, rt: Runtime, recorder: Recorder) -> FastAPI:
         send_task=recorder,
     )
     app = FastAPI()
-    app.include_router(slack_interactions.router(deps))
+    app.include_router(slack_interactions.router(deps, GroupCommit(rt.sessions)))
     return app
 
 

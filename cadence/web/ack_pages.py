@@ -28,12 +28,14 @@ from sqlalchemy.orm import Session
 from cadence.answers.acks import (
     AnswerKind,
     NotRecipient,
+    Recorded,
     answered_condition,
     load_delivery,
     make_answer,
     record_answer,
     root_occurrence,
 )
+from cadence.answers.group_commit import GroupCommit
 from cadence.answers.questions import FORWARD_QUESTION_TASK
 from cadence.answers.tokens import AckClaim, TokenExpired, TokenInvalid, read_ack_token
 from cadence.errors import InputError
@@ -189,7 +191,7 @@ def _manager_name(delivery: Delivery) -> str | None:
     return manager.name if manager is not None else None
 
 
-def router(deps: WebDeps) -> APIRouter:
+def router(deps: WebDeps, answers: GroupCommit) -> APIRouter:
     routes = APIRouter(tags=["acknowledgements"])
     settings = deps.settings
     secret = settings.secret_key.get_secret_value()
@@ -310,21 +312,27 @@ def router(deps: WebDeps) -> APIRouter:
                         question=question,
                         clarity=clarity,
                     )
-                asked = reply.kind is AnswerKind.QUESTION
-                forward = asked and not _question_already_sent(session, delivery, reply.question)
-                try:
-                    recorded = record_answer(
-                        session,
-                        delivery.id,
-                        reply,
-                        via="email",
-                        now=deps.clock(),
-                        person_id=claim.person_id,
-                    )
-                except (NotRecipient, InputError) as exc:
-                    raise Refused(400, "Your answer could not be recorded", f"{exc}.") from None
                 manager = _manager_name(delivery)
                 title = delivery.occurrence.message.title
+                delivery_id = delivery.id
+            now = deps.clock()
+
+            def record(session: Session) -> tuple[Recorded, bool]:
+                # The question's first sight and its answer in one transaction, so two
+                # posts of the same question forward it once.
+                asked = reply.kind is AnswerKind.QUESTION
+                delivery = load_delivery(session, delivery_id)
+                forward = asked and not _question_already_sent(session, delivery, reply.question)
+                recorded = record_answer(
+                    session, delivery_id, reply, via="email", now=now, person_id=claim.person_id
+                )
+                return recorded, forward
+
+            try:
+                # Answered only once the group holding this answer has committed.
+                recorded, forward = answers.submit(record).result()
+            except (NotRecipient, InputError) as exc:
+                raise Refused(400, "Your answer could not be recorded", f"{exc}.") from None
         except Refused as refused:
             return _error(refused, token)
         if forward:

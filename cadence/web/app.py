@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from cadence.answers.group_commit import GroupCommit
 from cadence.config import Settings
 from cadence.delivery.broker import redis_client
 from cadence.runtime import Runtime
@@ -53,10 +56,20 @@ def build_app(deps: WebDeps) -> FastAPI:
         static_files,
     )
 
+    # One writer for the answers of this process: Slack clicks and email-link posts. It
+    # finishes the answers waiting when the server stops.
+    answers = GroupCommit(deps.sessions)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        answers.close()
+
     app = FastAPI(
         title="Cadence",
         description="Acknowledgements from Slack and email, health and metrics.",
         version="0.1.0",
+        lifespan=lifespan,
     )
     app.state.deps = deps
     app.add_exception_handler(RequestValidationError, validation_failed)
@@ -65,8 +78,8 @@ def build_app(deps: WebDeps) -> FastAPI:
     # guard), nor anyone signed in, past the limit.
     app.add_middleware(BodyLimit, limit=deps.settings.max_request_bytes)
     app.include_router(health.router(deps))
-    app.include_router(ack_pages.router(deps))
-    app.include_router(slack_interactions.router(deps))
+    app.include_router(ack_pages.router(deps, answers))
+    app.include_router(slack_interactions.router(deps, answers))
     app.include_router(dashboard.router(deps))
     app.include_router(api.router(deps))
     app.include_router(inbox.router(deps))

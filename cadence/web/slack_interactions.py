@@ -24,10 +24,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from cadence.answers.acks import NotRecipient, load_delivery, make_answer, record_answer
+from cadence.answers.acks import NotRecipient, Recorded, load_delivery, make_answer, record_answer
 from cadence.answers.followups import SLACK_UPDATE_TASK
+from cadence.answers.group_commit import GroupCommit
 from cadence.answers.questions import FORWARD_QUESTION_TASK
 from cadence.answers.slack_signing import (
     CLARITY_BLOCK_ID,
@@ -109,7 +111,7 @@ class _DatabaseThreads:
         return await anyio.to_thread.run_sync(functools.partial(func, *args), limiter=self._limiter)
 
 
-def router(deps: WebDeps) -> APIRouter:
+def router(deps: WebDeps, answers: GroupCommit) -> APIRouter:
     api = APIRouter(tags=["slack"])
     database = _DatabaseThreads(deps.settings.database_url)
 
@@ -143,7 +145,7 @@ def router(deps: WebDeps) -> APIRouter:
                 return await database.run(_submit_note, deps, interaction)
             return await _finish(deps, await database.run(_submit_question, deps, interaction))
         if interaction.action_id == ACK_ACTION_ID:
-            return await _finish(deps, await database.run(_acknowledge, deps, interaction))
+            return await _finish(deps, await _acknowledge(deps, answers, interaction))
         if interaction.action_id == QUESTION_ACTION_ID:
             return await _open_question(deps, database, interaction)
         if interaction.action_id == NOTE_ACTION_ID:
@@ -192,20 +194,27 @@ def _delivery_id(value: str) -> int | None:
         return None
 
 
-def _acknowledge(deps: WebDeps, action: BlockAction) -> _Reply | Response:
+async def _acknowledge(
+    deps: WebDeps, answers: GroupCommit, action: BlockAction
+) -> _Reply | Response:
+    """A "Got it" click, recorded in the next group commit and answered once it is durable."""
     delivery_id = _delivery_id(action.value)
     if delivery_id is None:
         return _error(400, f"not a Cadence button value: {action.value[:64]!r}")
+    now = deps.clock()
+
+    def record(session: Session) -> Recorded:
+        return record_answer(
+            session,
+            delivery_id,
+            make_answer("ack"),
+            via="slack",
+            now=now,
+            slack_user_id=action.user_id,
+        )
+
     try:
-        with session_scope(deps.sessions) as session:
-            recorded = record_answer(
-                session,
-                delivery_id,
-                make_answer("ack"),
-                via="slack",
-                now=deps.clock(),
-                slack_user_id=action.user_id,
-            )
+        recorded = await answers.run(record)
     except NotRecipient:
         log.warning(
             "Slack user %s clicked delivery %d of someone else", action.user_id, delivery_id
