@@ -383,6 +383,25 @@ def test_cross_site_posts_to_login_and_logout_are_refused(live: Live) -> None:
         assert client.get("/dashboard").status_code == 303
 
 
+def test_a_csrf_field_that_is_not_ascii_is_refused_not_a_failure(live: Live) -> None:
+    """A hostile form's CSRF field in any characters is a form not from our pages (403),
+    on sign-in and on every page's form alike, never a server error."""
+    odd = ["\u00e9" * 64, "\u2603", "caf\u00e9" + "0" * 60]
+    with live.client() as client:
+        client.get("/login")
+        for csrf in odd:
+            data = {"email": "comms@example.com", "password": PASSWORD, "csrf": csrf}
+            refused = client.post("/login", data=data, headers={"Origin": live.url})
+            assert refused.status_code == 403, refused.text
+    with sign_in(live, "comms@example.com") as client:
+        client.get("/dashboard")
+        for path in ("/logout", "/dashboard/calendar/feed", "/dashboard/admin/approval"):
+            for csrf in odd:
+                refused = client.post(path, data={"csrf": csrf}, headers={"Origin": live.url})
+                assert refused.status_code == 403, (path, refused.text)
+        assert client.get("/dashboard").status_code == 200  # still signed in
+
+
 def test_a_leader_sees_only_their_tree(live: Live) -> None:
     with sign_in(live, "lead.a@example.com") as client:
         page = client.get("/dashboard")

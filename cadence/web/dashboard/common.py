@@ -128,7 +128,10 @@ class Frame:
             )
         cookie = request.cookies.get(CSRF_COOKIE, "")
         expected = csrf_field(self.secret, cookie, purpose) if cookie else ""
-        if not cookie or not csrf or not hmac.compare_digest(expected, csrf):
+        # As bytes: `compare_digest` refuses a str with non-ASCII characters, which a
+        # hostile form can send.
+        matches = hmac.compare_digest(expected.encode(), csrf.encode("utf-8", "replace"))
+        if not cookie or not csrf or not matches:
             raise Refused(
                 403,
                 "Please try again",
