@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -159,6 +160,31 @@ class Frame:
         if request.cookies.get(SESSION_COOKIE):
             response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+    def signed_in(
+        self,
+        request: Request,
+        handler: Callable[[Viewer], Response],
+        *,
+        allowed: Callable[[Viewer], bool] | None = None,
+        purpose: str | None = None,
+        csrf: str = "",
+    ) -> Response:
+        """What every route does around its own work: a signed-out browser goes to sign in;
+        a viewer `allowed` refuses gets 404, as for a page that does not exist; a post
+        (`purpose` given) must come from our own form; a `Refused` raised by the handler
+        becomes the problem page."""
+        viewer = self.viewer_of(request)
+        if viewer is None:
+            return self.to_login(request)
+        try:
+            if allowed is not None and not allowed(viewer):
+                raise Refused(*NOT_FOUND)
+            if purpose is not None:
+                self.check_same_site(request, csrf, purpose)
+            return handler(viewer)
+        except Refused as refused:
+            return self.problem_page(request, viewer, refused)
 
     # -- responses --------------------------------------------------------------------
 
