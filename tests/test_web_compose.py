@@ -34,6 +34,7 @@ from tests.accessibility import assert_accessible
 from tests.conftest import CliResult
 from tests.test_browser import browser  # noqa: F401  (the module's chromium)
 from tests.test_dashboard import NOW, PASSWORD, Live, csrf_of, sign_in, start
+from tests.web_helpers import axe_page, scripted_page  # noqa: F401 (a fixture)
 
 SCREENSHOT = Path("/tmp/compose.png")
 FormFields = dict[str, Any]
@@ -423,26 +424,12 @@ def test_wordings_move_and_are_removed_without_javascript(live: Live) -> None:
 # In a browser, with JavaScript on
 
 
-@pytest.fixture
-def js_page(browser: Browser) -> Iterator[Page]:  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on(
-        "console",
-        lambda m: (
-            problems.append(m.text) if m.type == "error" or "Content Security" in m.text else None
-        ),
-    )
-    yield opened
-    context.close()
-    assert problems == [], problems
-
-
 def test_a_leader_composes_with_live_previews_and_submits(
-    js_page: Page, live: Live, cli: Callable[..., CliResult]
+    scripted_page: Page,  # noqa: F811 (the fixture)
+    live: Live,
+    cli: Callable[..., CliResult],
 ) -> None:
-    page = js_page
+    page = scripted_page
     with session_scope(live.runtime.sessions) as session:
         ann = session.scalar(select(Person).where(Person.email == "ann@example.com"))
         assert ann is not None
@@ -516,12 +503,10 @@ def test_without_javascript_problems_sit_by_their_fields(browser: Browser, live:
 
 
 def test_the_page_with_its_problems_and_previews_is_accessible(
-    browser: Browser,  # noqa: F811
+    axe_page: Page,  # noqa: F811 (a fixture)
     live: Live,
 ) -> None:
-    # CSP bypassed only so that the check can inject axe-core (the CSP is tested above).
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
+    page = axe_page
     page.goto(f"{live.url}/dashboard/compose")
     page.fill("#email", "lead.a@example.com")
     page.fill("#password", PASSWORD)
@@ -536,4 +521,3 @@ def test_the_page_with_its_problems_and_previews_is_accessible(
     page.fill("#title", "Now complete")
     expect(page.locator('[data-preview="sends"]')).to_be_visible()
     assert_accessible(page)
-    context.close()

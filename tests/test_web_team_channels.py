@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ from tests.test_web_team import (
     _rendered_for,
     started,
 )
+from tests.web_helpers import axe_page  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -246,30 +247,29 @@ def test_a_leader_adds_a_note_in_the_browser(team: Team, page: Page) -> None:  #
     page.screenshot(path=str(SCREENSHOT.with_name("my-team-comms.png")), full_page=True)
 
 
-def test_the_note_forms_pass_the_accessibility_check(team: Team, browser: Browser) -> None:  # noqa: F811
+def test_the_note_forms_pass_the_accessibility_check(
+    team: Team,
+    axe_page: Page,  # noqa: F811 (a fixture)
+) -> None:
     """My team with a refused note, and the email briefing's page with its note form."""
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
-    checked = context.new_page()
-    try:
-        checked.goto(f"{team.url}/dashboard/my-team")
-        checked.fill("#email", "lead.a@example.com")
-        checked.fill("#password", PASSWORD)
-        checked.click("button[type=submit]")
-        checked.wait_for_url(f"{team.url}/dashboard/my-team")
-        checked.get_by_role("button", name="Add the note").click()
-        checked.wait_for_load_state()
-        error = checked.locator(".field-error")
-        assert error.inner_text() == "The note is empty."
-        assert_accessible(checked)
+    checked = axe_page
+    checked.goto(f"{team.url}/dashboard/my-team")
+    checked.fill("#email", "lead.a@example.com")
+    checked.fill("#password", PASSWORD)
+    checked.click("button[type=submit]")
+    checked.wait_for_url(f"{team.url}/dashboard/my-team")
+    checked.get_by_role("button", name="Add the note").click()
+    checked.wait_for_load_state()
+    error = checked.locator(".field-error")
+    assert error.inner_text() == "The note is empty."
+    assert_accessible(checked)
 
-        token = _ack_token(team, team.briefing["la"], "la")
-        checked.goto(f"{team.url}/ack/{token}")
-        assert_accessible(checked)
-        checked.get_by_label("Your note").fill("See you at the huddle.")
-        checked.get_by_role("button", name="Save my note").click()
-        checked.wait_for_load_state()
-        assert "Your note is saved" in checked.inner_text("main")
-        assert_accessible(checked)
-    finally:
-        context.close()
+    token = _ack_token(team, team.briefing["la"], "la")
+    checked.goto(f"{team.url}/ack/{token}")
+    assert_accessible(checked)
+    checked.get_by_label("Your note").fill("See you at the huddle.")
+    checked.get_by_role("button", name="Save my note").click()
+    checked.wait_for_load_state()
+    assert "Your note is saved" in checked.inner_text("main")
+    assert_accessible(checked)
     assert _notes(team) == {team.ids["la"]: "See you at the huddle."}
