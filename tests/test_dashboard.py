@@ -402,6 +402,46 @@ def test_a_csrf_field_that_is_not_ascii_is_refused_not_a_failure(live: Live) -> 
         assert client.get("/dashboard").status_code == 200  # still signed in
 
 
+def test_a_form_posted_signed_out_comes_back_to_its_page_after_sign_in(live: Live) -> None:
+    """A form's own path only takes posts: signing in after a signed-out post opens the
+    page the form was on (our own Referer), never the post's path (405); from anywhere
+    else, the dashboard."""
+    with live.client() as client:
+        page = f"{live.url}/dashboard/calendar?view=month"
+        posts = {
+            "ours": {"Referer": page},
+            "elsewhere": {"Referer": "https://evil.example/dashboard/calendar"},
+            "odd port": {"Referer": "http://127.0.0.1:notaport/dashboard"},
+            "off the dashboard": {"Referer": f"{live.url}/api/messages"},
+            "none": {},
+        }
+        nexts = {
+            name: client.post("/dashboard/calendar/feed", data={"csrf": "x"}, headers=h)
+            for name, h in posts.items()
+        }
+        assert {name: r.headers["location"] for name, r in nexts.items()} == {
+            "ours": "/login?next=%2Fdashboard%2Fcalendar%3Fview%3Dmonth",
+            "elsewhere": "/login?next=%2Fdashboard",
+            "odd port": "/login?next=%2Fdashboard",
+            "off the dashboard": "/login?next=%2Fdashboard",
+            "none": "/login?next=%2Fdashboard",
+        }
+        form = client.get("/login?next=%2Fdashboard%2Fcalendar%3Fview%3Dmonth")
+        signed_in = {"email": "comms@example.com", "password": PASSWORD}
+        done = client.post(
+            "/login",
+            data={
+                **signed_in,
+                "csrf": csrf_of(form.text),
+                "next": "/dashboard/calendar?view=month",
+            },
+            headers={"Origin": live.url},
+        )
+        assert done.status_code == 303, done.text
+        assert done.headers["location"] == "/dashboard/calendar?view=month"
+        assert client.get(done.headers["location"]).status_code == 200
+
+
 def test_a_leader_sees_only_their_tree(live: Live) -> None:
     with sign_in(live, "lead.a@example.com") as client:
         page = client.get("/dashboard")

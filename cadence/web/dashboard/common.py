@@ -156,6 +156,10 @@ class Frame:
 
     def to_login(self, request: Request) -> RedirectResponse:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method not in ("GET", "HEAD"):
+            # A form's own path cannot be opened after signing in (it only takes posts):
+            # back to the page the form was on, when the browser says it was one of ours.
+            target = self._page_of_form(request)
         response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         if request.cookies.get(SESSION_COOKIE):
             response.delete_cookie(SESSION_COOKIE, path="/")
@@ -185,6 +189,17 @@ class Frame:
             return handler(viewer)
         except Refused as refused:
             return self.problem_page(request, viewer, refused)
+
+    def _page_of_form(self, request: Request) -> str:
+        sent = request.headers.get("referer", "")
+        try:
+            ours = origin_of(sent) == self.our_origin
+        except ValueError:  # a port that is not a number
+            ours = False
+        if not ours:
+            return "/dashboard"
+        referer = urlsplit(sent)
+        return safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
 
     # -- responses --------------------------------------------------------------------
 
