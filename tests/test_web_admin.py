@@ -25,10 +25,9 @@ from cadence.runtime import Runtime
 from cadence.store.models import ApiToken, User
 from tests.accessibility import assert_accessible
 from tests.test_browser import browser  # noqa: F401  (headless Chromium)
-from tests.test_browser import sign_in as browser_sign_in
 from tests.test_dashboard import PASSWORD, Live, start
 from tests.test_dashboard import sign_in as signed_in
-from tests.web_helpers import axe_page, form_csrf  # noqa: F401 (a fixture)
+from tests.web_helpers import axe_page, browser_sign_in, form_csrf  # noqa: F401 (a fixture)
 
 ADMIN = "/dashboard/admin"
 SCREENSHOT = Path("/tmp/admin.png")
@@ -408,7 +407,7 @@ def test_administration_in_a_browser_without_javascript(
     )
     page = context.new_page()
     try:
-        browser_sign_in(page, live, "comms@example.com")
+        browser_sign_in(page, live.url, "comms@example.com")
         page.goto(f"{live.url}{ADMIN}")
         page.fill("#token-name", "intranet calendar")
         page.get_by_role("button", name="Create token").click()
@@ -443,7 +442,7 @@ def test_the_administration_pages_are_accessible(
 ) -> None:
     """The page, its problems shown by their fields, a confirmation, and the password form."""
     page = axe_page
-    browser_sign_in(page, live, "comms@example.com")
+    browser_sign_in(page, live.url, "comms@example.com")
     page.goto(f"{live.url}{ADMIN}")
     assert_accessible(page)
     page.fill("#add-email", "bad")

@@ -23,9 +23,8 @@ from cadence.store.models import ApiToken, Person, Team
 from tests import factories as f
 from tests.accessibility import assert_accessible
 from tests.test_browser import browser  # noqa: F401  (headless Chromium)
-from tests.test_browser import sign_in as browser_sign_in
 from tests.test_dashboard import Live, sign_in, start
-from tests.web_helpers import axe_page, form_csrf  # noqa: F401 (a fixture)
+from tests.web_helpers import axe_page, browser_sign_in, form_csrf  # noqa: F401 (a fixture)
 
 WEEK_SCREENSHOT = Path("/tmp/calendar-week.png")
 MONTH_SCREENSHOT = Path("/tmp/calendar-month.png")
@@ -249,7 +248,7 @@ def test_the_calendar_in_a_browser_without_javascript(
     )
     page = context.new_page()
     try:
-        browser_sign_in(page, live, "comms@example.com")
+        browser_sign_in(page, live.url, "comms@example.com")
         page.goto(f"{live.url}/dashboard/calendar")
         page.get_by_role("link", name="Next week \u2192").click()
         assert page.get_by_role("heading", level=1).inner_text() == "16\u201322 March 2026"
@@ -284,7 +283,7 @@ def test_the_calendar_is_accessible(
     who: str,
 ) -> None:
     page = axe_page
-    browser_sign_in(page, live, who)
+    browser_sign_in(page, live.url, who)
     page.goto(f"{live.url}/dashboard/calendar?{query}")
     assert_accessible(page)
     page.get_by_role("button", name="Create my calendar feed link").click()

@@ -33,8 +33,8 @@ from cadence.web.dashboard.compose_form import ComposeForm, form_from_message, r
 from tests.accessibility import assert_accessible
 from tests.conftest import CliResult
 from tests.test_browser import browser  # noqa: F401  (the module's chromium)
-from tests.test_dashboard import NOW, PASSWORD, Live, csrf_of, sign_in, start
-from tests.web_helpers import axe_page, scripted_page  # noqa: F401 (a fixture)
+from tests.test_dashboard import NOW, Live, csrf_of, sign_in, start
+from tests.web_helpers import axe_page, browser_sign_in, scripted_page  # noqa: F401 (a fixture)
 
 SCREENSHOT = Path("/tmp/compose.png")
 FormFields = dict[str, Any]
@@ -434,11 +434,7 @@ def test_a_leader_composes_with_live_previews_and_submits(
         ann = session.scalar(select(Person).where(Person.email == "ann@example.com"))
         assert ann is not None
         ann.timezone = "America/New_York"
-    page.goto(f"{live.url}/dashboard/compose")
-    page.fill("#email", "lead.a@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}/dashboard/compose")
+    browser_sign_in(page, live.url, "lead.a@example.com", "/dashboard/compose")
     # The script shows only the parts of the cadence builder the preset uses.
     expect(page.locator("#rrule")).to_be_hidden()
     page.fill("#title", "Own the outcome, weekly")
@@ -481,11 +477,7 @@ def test_without_javascript_problems_sit_by_their_fields(browser: Browser, live:
         java_script_enabled=False, viewport={"width": 1280, "height": 900}
     )
     page = context.new_page()
-    page.goto(f"{live.url}/dashboard/compose")
-    page.fill("#email", "comms@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}/dashboard/compose")
+    browser_sign_in(page, live.url, "comms@example.com", "/dashboard/compose")
     page.fill("#wording-0", "Hello {{ person.nickname }}")
     page.uncheck("#day-MO")
     page.click("#submit")
@@ -507,11 +499,7 @@ def test_the_page_with_its_problems_and_previews_is_accessible(
     live: Live,
 ) -> None:
     page = axe_page
-    page.goto(f"{live.url}/dashboard/compose")
-    page.fill("#email", "lead.a@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}/dashboard/compose")
+    browser_sign_in(page, live.url, "lead.a@example.com", "/dashboard/compose")
     page.fill("#wording-0", "# Heading\n\nHello {{ person.first_name }}")
     page.check("text=Support/EMEA")
     page.click("#submit")

@@ -31,8 +31,8 @@ from cadence.store.models import Launch, Message, User
 from tests.accessibility import assert_accessible
 from tests.conftest import CliResult
 from tests.test_browser import browser  # noqa: F401 (a fixture)
-from tests.test_dashboard import NOW, PASSWORD, Live, seed, sign_in, start
-from tests.web_helpers import axe_page, scripted_page  # noqa: F401 (a fixture)
+from tests.test_dashboard import NOW, Live, seed, sign_in, start
+from tests.web_helpers import axe_page, browser_sign_in, scripted_page  # noqa: F401 (a fixture)
 
 PATH = "/dashboard/compose/launch"
 SCREENSHOT = Path("/tmp/launch-compose.png")
@@ -351,11 +351,7 @@ def test_the_timeline_is_checked_as_you_type_and_use_it_fixes_it(
     live: Live,
 ) -> None:
     page = scripted_page
-    page.goto(f"{live.url}{PATH}")
-    page.fill("#email", "comms@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}{PATH}")
+    browser_sign_in(page, live.url, "comms@example.com", PATH)
     page.fill("#launch-title", "New prices")
     page.fill("#launch-body", "Prices change on **Friday**.")
     page.fill("#launch-customer-copy", "Our new prices start on Friday.")
@@ -401,11 +397,7 @@ def test_the_composer_is_accessible_as_written_refused_and_with_problems(
     who: str,
 ) -> None:
     page = axe_page
-    page.goto(f"{live.url}{PATH}")
-    page.fill("#email", who)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}{PATH}")
+    browser_sign_in(page, live.url, who, PATH)
     assert_accessible(page)
     page.locator("#launch-trees-label + .picker input").first.check()
     page.fill("#launch-customer-at", TOO_SOON)

@@ -39,14 +39,14 @@ def scripted_page(browser: Browser) -> Iterator[Page]:
     assert problems == [], f"a script failed or broke the page's policy: {problems}"
 
 
-def browser_sign_in(page: Page, base_url: str, email: str) -> None:
-    """Sign in through the form, from the dashboard's own redirect to it."""
-    page.goto(f"{base_url}/dashboard")
+def browser_sign_in(page: Page, base_url: str, email: str, path: str = "/dashboard") -> None:
+    """Open `path` signed out, sign in through the form it leads to, and be back on it."""
+    page.goto(f"{base_url}{path}")
     assert "/login" in page.url
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/dashboard")
+    page.wait_for_url(f"{base_url}{path}")
 
 
 @pytest.fixture
