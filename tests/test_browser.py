@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from cadence.config import Settings
 from cadence.runtime import Runtime
 from cadence.store.models import Message
-from tests.test_dashboard import PASSWORD, Live, start
+from tests.test_dashboard import Live, start
 from tests.test_message_page import plan_weeks
+from tests.web_helpers import browser_sign_in
 
 CHROMIUM = os.environ.get("CADENCE_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = Path("/tmp/dashboard.png")
@@ -73,12 +74,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def sign_in(page: Page, live: Live, email: str) -> None:
-    page.goto(f"{live.url}/dashboard")
-    assert "/login" in page.url
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}/dashboard")
+    browser_sign_in(page, live.url, email)
 
 
 def figure(page: Page, key: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,10 +25,9 @@ from cadence.runtime import Runtime
 from cadence.store.models import ApiToken, User
 from tests.accessibility import assert_accessible
 from tests.test_browser import browser  # noqa: F401  (headless Chromium)
-from tests.test_browser import sign_in as browser_sign_in
 from tests.test_dashboard import PASSWORD, Live, start
 from tests.test_dashboard import sign_in as signed_in
-from tests.test_web_calendar import form_csrf
+from tests.web_helpers import axe_page, browser_sign_in, form_csrf  # noqa: F401 (a fixture)
 
 ADMIN = "/dashboard/admin"
 SCREENSHOT = Path("/tmp/admin.png")
@@ -408,7 +407,7 @@ def test_administration_in_a_browser_without_javascript(
     )
     page = context.new_page()
     try:
-        browser_sign_in(page, live, "comms@example.com")
+        browser_sign_in(page, live.url, "comms@example.com")
         page.goto(f"{live.url}{ADMIN}")
         page.fill("#token-name", "intranet calendar")
         page.get_by_role("button", name="Create token").click()
@@ -438,28 +437,24 @@ def test_a_crafted_notice_link_cannot_choose_the_words(live: Live) -> None:
 
 
 def test_the_administration_pages_are_accessible(
-    browser: Browser,  # noqa: F811
+    axe_page: Page,  # noqa: F811 (a fixture)
     live: Live,
 ) -> None:
     """The page, its problems shown by their fields, a confirmation, and the password form."""
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    try:
-        browser_sign_in(page, live, "comms@example.com")
-        page.goto(f"{live.url}{ADMIN}")
-        assert_accessible(page)
-        page.fill("#add-email", "bad")
-        page.fill("#add-password", "short")
-        page.get_by_role("button", name="Add user").click()
-        assert_accessible(page)
-        page.get_by_role("button", name="Disable lead.a@example.com").click()
-        assert page.get_by_role("heading", level=1).inner_text() == "Disable lead.a@example.com?"
-        assert_accessible(page)
-        page.goto(f"{live.url}{ADMIN}")
-        page.get_by_role("button", name="Reset password of lead.a@example.com").click()
-        page.fill("#password-value", "short")
-        page.get_by_role("button", name="Reset the password").click()
-        assert "at least 12" in page.inner_text("#password-error")
-        assert_accessible(page)
-    finally:
-        context.close()
+    page = axe_page
+    browser_sign_in(page, live.url, "comms@example.com")
+    page.goto(f"{live.url}{ADMIN}")
+    assert_accessible(page)
+    page.fill("#add-email", "bad")
+    page.fill("#add-password", "short")
+    page.get_by_role("button", name="Add user").click()
+    assert_accessible(page)
+    page.get_by_role("button", name="Disable lead.a@example.com").click()
+    assert page.get_by_role("heading", level=1).inner_text() == "Disable lead.a@example.com?"
+    assert_accessible(page)
+    page.goto(f"{live.url}{ADMIN}")
+    page.get_by_role("button", name="Reset password of lead.a@example.com").click()
+    page.fill("#password-value", "short")
+    page.get_by_role("button", name="Reset the password").click()
+    assert "at least 12" in page.inner_text("#password-error")
+    assert_accessible(page)

@@ -27,17 +27,17 @@ from cadence.store.models import Delivery, Message, Occurrence, Person
 from cadence.worker import make_celery
 from tests.test_browser import browser, page  # noqa: F401 (fixtures)
 from tests.test_channels import TOKEN, Sender
-from tests.test_dashboard import NOW, PASSWORD, sign_in
+from tests.test_dashboard import NOW, sign_in
 from tests.test_web_manage import (
     COMMS,
     LEADER_A,
     LEADER_B,
     Site,
-    csrf_for,
     queue_as,
     start_site,
     status_of,
 )
+from tests.web_helpers import browser_sign_in, form_csrf
 
 B_TREE = Audience(trees=("lead.b@example.com",))
 
@@ -95,7 +95,7 @@ def decide(site: Site, client: object, message_id: int, verb: str, **data: str) 
     shown = client.get("/dashboard/approvals").text  # type: ignore[attr-defined]
     action = f"/dashboard/approvals/{message_id}/{verb}"
     return client.post(  # type: ignore[attr-defined]
-        action, data={"csrf": csrf_for(shown, action), **data}, headers={"Origin": site.url}
+        action, data={"csrf": form_csrf(shown, action), **data}, headers={"Origin": site.url}
     )
 
 
@@ -110,7 +110,7 @@ def test_a_leader_can_neither_see_nor_decide_approvals(site: Site) -> None:
         assert 'href="/dashboard/approvals"' not in listed
         assert "Awaiting approval" in listed
         page = client.get(f"/dashboard/messages/{message_id}/cancel").text
-        csrf = csrf_for(page, f"/dashboard/messages/{message_id}/cancel")
+        csrf = form_csrf(page, f"/dashboard/messages/{message_id}/cancel")
         for verb in ("approve", "reject"):
             refused = client.post(
                 f"/dashboard/approvals/{message_id}/{verb}",
@@ -179,7 +179,7 @@ def test_reject_needs_a_reason_and_the_leader_sees_it(site: Site) -> None:
         action = f"/dashboard/approvals/{message_id}/reject"
         foreign = client.post(
             action,
-            data={"csrf": csrf_for(page, action), "reason": "From elsewhere"},
+            data={"csrf": form_csrf(page, action), "reason": "From elsewhere"},
             headers={"Origin": "https://evil.example"},
         )
         assert foreign.status_code == 403
@@ -191,7 +191,7 @@ def test_reject_needs_a_reason_and_the_leader_sees_it(site: Site) -> None:
         # A second decision finds nothing waiting.
         late = client.post(
             f"/dashboard/approvals/{message_id}/approve",
-            data={"csrf": csrf_for(page, f"/dashboard/approvals/{message_id}/approve")},
+            data={"csrf": form_csrf(page, f"/dashboard/approvals/{message_id}/approve")},
             headers={"Origin": site.url},
         )
         assert late.status_code == 409 and "not awaiting approval" in late.text
@@ -294,14 +294,6 @@ def test_the_author_hears_of_a_rejection_once_by_email(
 # In a browser (JavaScript off: these pages are plain HTML forms)
 
 
-def browser_sign_in(tab: Page, site: Site, email: str) -> None:
-    tab.goto(f"{site.url}/dashboard")
-    tab.fill("#email", email)
-    tab.fill("#password", PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_url(f"{site.url}/dashboard")
-
-
 def test_comms_approves_a_leaders_message_in_the_browser(
     page: Page,  # noqa: F811
     site: Site,
@@ -314,7 +306,7 @@ def test_comms_approves_a_leaders_message_in_the_browser(
         B_TREE,
         body="Refunds up to **50 EUR** need no sign-off.\n\n- Say yes first\n- Log it after",
     )
-    browser_sign_in(page, site, COMMS)
+    browser_sign_in(page, site.url, COMMS)
     page.get_by_role("link", name="Approvals").click()
     page.wait_for_url(f"{site.url}/dashboard/approvals")
     panel = page.locator(f'section[data-message="{message_id}"]')
@@ -376,7 +368,7 @@ def test_the_leader_sees_the_rejection_on_their_pages(
     message_id = held(site)
     with session_scope(site.runtime.sessions) as s:
         approvals.reject(s, message_id, get_user(s, COMMS), NOW, "Say when the queue reopens.")
-    browser_sign_in(page, site, LEADER_B)
+    browser_sign_in(page, site.url, LEADER_B)
     assert page.get_by_role("link", name="Approvals").count() == 0
     page.get_by_role("link", name="Messages").click()
     assert (

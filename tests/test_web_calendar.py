@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,8 +23,8 @@ from cadence.store.models import ApiToken, Person, Team
 from tests import factories as f
 from tests.accessibility import assert_accessible
 from tests.test_browser import browser  # noqa: F401  (headless Chromium)
-from tests.test_browser import sign_in as browser_sign_in
 from tests.test_dashboard import Live, sign_in, start
+from tests.web_helpers import axe_page, browser_sign_in, form_csrf  # noqa: F401 (a fixture)
 
 WEEK_SCREENSHOT = Path("/tmp/calendar-week.png")
 MONTH_SCREENSHOT = Path("/tmp/calendar-month.png")
@@ -45,14 +45,6 @@ def live(settings: Settings, runtime: Runtime, session: Session) -> Iterator[Liv
         )
         session.commit()
         yield running
-
-
-def form_csrf(html: str, action: str) -> str:
-    """The CSRF field of the form posting to `action`."""
-    field = r'\s*<input type="hidden" name="csrf" value="([0-9a-f]+)"'
-    found = re.search(rf'action="{re.escape(action)}"[^>]*>{field}', html)
-    assert found, f"no form posting to {action}"
-    return found.group(1)
 
 
 def day_cell(html: str, day: str) -> str:
@@ -256,7 +248,7 @@ def test_the_calendar_in_a_browser_without_javascript(
     )
     page = context.new_page()
     try:
-        browser_sign_in(page, live, "comms@example.com")
+        browser_sign_in(page, live.url, "comms@example.com")
         page.goto(f"{live.url}/dashboard/calendar")
         page.get_by_role("link", name="Next week \u2192").click()
         assert page.get_by_role("heading", level=1).inner_text() == "16\u201322 March 2026"
@@ -285,18 +277,14 @@ def test_the_calendar_in_a_browser_without_javascript(
     ],
 )
 def test_the_calendar_is_accessible(
-    browser: Browser,  # noqa: F811
+    axe_page: Page,  # noqa: F811 (a fixture)
     live: Live,
     query: str,
     who: str,
 ) -> None:
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    try:
-        browser_sign_in(page, live, who)
-        page.goto(f"{live.url}/dashboard/calendar?{query}")
-        assert_accessible(page)
-        page.get_by_role("button", name="Create my calendar feed link").click()
-        assert_accessible(page)
-    finally:
-        context.close()
+    page = axe_page
+    browser_sign_in(page, live.url, who)
+    page.goto(f"{live.url}/dashboard/calendar?{query}")
+    assert_accessible(page)
+    page.get_by_role("button", name="Create my calendar feed link").click()
+    assert_accessible(page)

@@ -33,7 +33,8 @@ from cadence.web.dashboard.compose_form import ComposeForm, form_from_message, r
 from tests.accessibility import assert_accessible
 from tests.conftest import CliResult
 from tests.test_browser import browser  # noqa: F401  (the module's chromium)
-from tests.test_dashboard import NOW, PASSWORD, Live, csrf_of, sign_in, start
+from tests.test_dashboard import NOW, Live, csrf_of, sign_in, start
+from tests.web_helpers import axe_page, browser_sign_in, scripted_page  # noqa: F401 (a fixture)
 
 SCREENSHOT = Path("/tmp/compose.png")
 FormFields = dict[str, Any]
@@ -423,35 +424,17 @@ def test_wordings_move_and_are_removed_without_javascript(live: Live) -> None:
 # In a browser, with JavaScript on
 
 
-@pytest.fixture
-def js_page(browser: Browser) -> Iterator[Page]:  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on(
-        "console",
-        lambda m: (
-            problems.append(m.text) if m.type == "error" or "Content Security" in m.text else None
-        ),
-    )
-    yield opened
-    context.close()
-    assert problems == [], problems
-
-
 def test_a_leader_composes_with_live_previews_and_submits(
-    js_page: Page, live: Live, cli: Callable[..., CliResult]
+    scripted_page: Page,  # noqa: F811 (the fixture)
+    live: Live,
+    cli: Callable[..., CliResult],
 ) -> None:
-    page = js_page
+    page = scripted_page
     with session_scope(live.runtime.sessions) as session:
         ann = session.scalar(select(Person).where(Person.email == "ann@example.com"))
         assert ann is not None
         ann.timezone = "America/New_York"
-    page.goto(f"{live.url}/dashboard/compose")
-    page.fill("#email", "lead.a@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}/dashboard/compose")
+    browser_sign_in(page, live.url, "lead.a@example.com", "/dashboard/compose")
     # The script shows only the parts of the cadence builder the preset uses.
     expect(page.locator("#rrule")).to_be_hidden()
     page.fill("#title", "Own the outcome, weekly")
@@ -494,11 +477,7 @@ def test_without_javascript_problems_sit_by_their_fields(browser: Browser, live:
         java_script_enabled=False, viewport={"width": 1280, "height": 900}
     )
     page = context.new_page()
-    page.goto(f"{live.url}/dashboard/compose")
-    page.fill("#email", "comms@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}/dashboard/compose")
+    browser_sign_in(page, live.url, "comms@example.com", "/dashboard/compose")
     page.fill("#wording-0", "Hello {{ person.nickname }}")
     page.uncheck("#day-MO")
     page.click("#submit")
@@ -516,17 +495,11 @@ def test_without_javascript_problems_sit_by_their_fields(browser: Browser, live:
 
 
 def test_the_page_with_its_problems_and_previews_is_accessible(
-    browser: Browser,  # noqa: F811
+    axe_page: Page,  # noqa: F811 (a fixture)
     live: Live,
 ) -> None:
-    # CSP bypassed only so that the check can inject axe-core (the CSP is tested above).
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(f"{live.url}/dashboard/compose")
-    page.fill("#email", "lead.a@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}/dashboard/compose")
+    page = axe_page
+    browser_sign_in(page, live.url, "lead.a@example.com", "/dashboard/compose")
     page.fill("#wording-0", "# Heading\n\nHello {{ person.first_name }}")
     page.check("text=Support/EMEA")
     page.click("#submit")
@@ -536,4 +509,3 @@ def test_the_page_with_its_problems_and_previews_is_accessible(
     page.fill("#title", "Now complete")
     expect(page.locator('[data-preview="sends"]')).to_be_visible()
     assert_accessible(page)
-    context.close()

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import time_machine
-from playwright.sync_api import Browser, ConsoleMessage, Page
+from playwright.sync_api import Page
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,8 @@ from cadence.store.models import Launch, Message, User
 from tests.accessibility import assert_accessible
 from tests.conftest import CliResult
 from tests.test_browser import browser  # noqa: F401 (a fixture)
-from tests.test_dashboard import NOW, PASSWORD, Live, seed, sign_in, start
+from tests.test_dashboard import NOW, Live, seed, sign_in, start
+from tests.web_helpers import axe_page, browser_sign_in, scripted_page  # noqa: F401 (a fixture)
 
 PATH = "/dashboard/compose/launch"
 SCREENSHOT = Path("/tmp/launch-compose.png")
@@ -345,32 +346,12 @@ def test_cross_site_posts_are_refused(live: Live) -> None:
 # In a browser, with the composer's script
 
 
-@pytest.fixture
-def scripted(browser: Browser) -> Iterator[Page]:  # noqa: F811 (the fixture above)
-    context = browser.new_context(java_script_enabled=True, viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    problems: list[str] = []
-
-    def watch(message: ConsoleMessage) -> None:
-        if message.type == "error" or "Content Security Policy" in message.text:
-            problems.append(message.text)
-
-    opened.on("console", watch)
-    opened.on("pageerror", lambda error: problems.append(str(error)))
-    yield opened
-    context.close()
-    assert problems == [], "the composer's script failed or broke the page's policy"
-
-
 def test_the_timeline_is_checked_as_you_type_and_use_it_fixes_it(
-    scripted: Page, live: Live
+    scripted_page: Page,  # noqa: F811 (the fixture)
+    live: Live,
 ) -> None:
-    page = scripted
-    page.goto(f"{live.url}{PATH}")
-    page.fill("#email", "comms@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}{PATH}")
+    page = scripted_page
+    browser_sign_in(page, live.url, "comms@example.com", PATH)
     page.fill("#launch-title", "New prices")
     page.fill("#launch-body", "Prices change on **Friday**.")
     page.fill("#launch-customer-copy", "Our new prices start on Friday.")
@@ -411,17 +392,12 @@ def test_the_timeline_is_checked_as_you_type_and_use_it_fixes_it(
 
 @pytest.mark.parametrize("who", ["comms@example.com", "b.boss@example.com"])
 def test_the_composer_is_accessible_as_written_refused_and_with_problems(
-    browser: Browser,  # noqa: F811 (the fixture above)
+    axe_page: Page,  # noqa: F811 (a fixture)
     live: Live,
     who: str,
 ) -> None:
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(f"{live.url}{PATH}")
-    page.fill("#email", who)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live.url}{PATH}")
+    page = axe_page
+    browser_sign_in(page, live.url, who, PATH)
     assert_accessible(page)
     page.locator("#launch-trees-label + .picker input").first.check()
     page.fill("#launch-customer-at", TOO_SOON)
@@ -431,4 +407,3 @@ def test_the_composer_is_accessible_as_written_refused_and_with_problems(
     page.get_by_role("button", name="Create launch").click()
     page.locator("#launch-problems").wait_for()
     assert_accessible(page)
-    context.close()

@@ -38,6 +38,7 @@ from cadence.store.models import (
 from cadence.web.deps import WebDeps
 from tests.test_dashboard import NOW, Org, add_users, seed, sign_in
 from tests.test_web import free_port, serve
+from tests.web_helpers import form_csrf
 
 COMMS = "comms@example.com"
 LEADER_B = "b.boss@example.com"  # leads lead.b's tree: lead.b, bea, bob
@@ -106,20 +107,9 @@ def post_form(
     assert shown.status_code == 200, shown.text
     return client.post(
         page,
-        data={"csrf": csrf_for(shown.text, page), **(data or {})},
+        data={"csrf": form_csrf(shown.text, page), **(data or {})},
         headers={"Origin": site.url},
     )
-
-
-def csrf_for(html: str, action: str) -> str:
-    """The CSRF field of the page's form that posts to `action` (not the sign-out form's)."""
-    found = re.search(
-        rf'<form[^>]*action="{re.escape(action)}"[^>]*>\s*<input type="hidden" name="csrf" '
-        r'value="([0-9a-f]+)"',
-        html,
-    )
-    assert found, f"no form posting to {action}"
-    return found.group(1)
 
 
 def count(html: str, key: str) -> int:
@@ -229,7 +219,7 @@ def test_a_leader_lists_their_tree_and_changes_only_their_own(site: Site) -> Non
                 shown = client.get(f"/dashboard/messages/{target}/{action}")
                 assert shown.status_code == 404, (target, action)
         # A post with a valid CSRF field for another page still finds nothing to change.
-        csrf = csrf_for(
+        csrf = form_csrf(
             client.get(f"/dashboard/messages/{mine}/cancel").text,
             f"/dashboard/messages/{mine}/cancel",
         )
@@ -255,7 +245,7 @@ def test_cancel_says_what_it_withdraws_then_withdraws_exactly_that(site: Site) -
         assert count(shown.text, "unsent") == unsent
         done = client.post(
             f"/dashboard/messages/{message_id}/cancel",
-            data={"csrf": csrf_for(shown.text, f"/dashboard/messages/{message_id}/cancel")},
+            data={"csrf": form_csrf(shown.text, f"/dashboard/messages/{message_id}/cancel")},
             headers={"Origin": site.url},
         )
         assert done.status_code == 303
@@ -332,7 +322,7 @@ def test_cross_site_posts_change_nothing(site: Site) -> None:
     message_id = site.org.everyone_id
     with sign_in(site, COMMS) as client:  # type: ignore[arg-type]
         page = f"/dashboard/messages/{message_id}/cancel"
-        csrf = csrf_for(client.get(page).text, page)
+        csrf = form_csrf(client.get(page).text, page)
         foreign = client.post(
             f"/dashboard/messages/{message_id}/cancel",
             data={"csrf": csrf},
@@ -387,7 +377,7 @@ def test_edit_with_re_acknowledgement_asks_those_sent_the_latest_repetition(site
         done = client.post(
             f"/dashboard/messages/{message_id}/edit",
             data={
-                "csrf": csrf_for(form.text, f"/dashboard/messages/{message_id}/edit"),
+                "csrf": form_csrf(form.text, f"/dashboard/messages/{message_id}/edit"),
                 "title": "Own the outcome, always",
                 "body": "We fix the problem, not the ticket.",
                 "wording": ["Fix it once, for good.", ""],
@@ -420,7 +410,7 @@ def test_a_bad_edit_shows_each_problem_by_its_field_and_saves_nothing(site: Site
         refused = client.post(
             f"/dashboard/messages/{message_id}/edit",
             data={
-                "csrf": csrf_for(form, f"/dashboard/messages/{message_id}/edit"),
+                "csrf": form_csrf(form, f"/dashboard/messages/{message_id}/edit"),
                 "title": "   ",
                 "body": "Hello {{ person.shoe_size }}",
                 "wording": ["fine", "{% for %}"],
@@ -439,7 +429,7 @@ def test_a_bad_edit_shows_each_problem_by_its_field_and_saves_nothing(site: Site
         unchanged = client.post(
             f"/dashboard/messages/{message_id}/edit",
             data={
-                "csrf": csrf_for(form, f"/dashboard/messages/{message_id}/edit"),
+                "csrf": form_csrf(form, f"/dashboard/messages/{message_id}/edit"),
                 "title": "Own the outcome",
                 "body": "We fix the customer's problem, not just the ticket.",
                 "require_reack": "1",
@@ -460,7 +450,7 @@ def test_an_edit_posted_after_the_message_was_cancelled_changes_nothing(site: Si
     message_id = site.org.sales_id
     edit = f"/dashboard/messages/{message_id}/edit"
     with sign_in(site, COMMS) as client:  # type: ignore[arg-type]
-        csrf = csrf_for(client.get(edit).text, edit)
+        csrf = form_csrf(client.get(edit).text, edit)
         with session_scope(site.runtime.sessions) as session:
             cancel(session, message_id, NOW)  # from another tab, or the command line
         late = client.post(

@@ -10,7 +10,6 @@ email acknowledgement page: tests/test_web_team_channels.py, which uses the set-
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +42,7 @@ from cadence.worker import policy_from, send_policy_from
 from tests import factories as f
 from tests.test_dashboard import PASSWORD, csrf_of, delivery, occurrence
 from tests.test_web import free_port, serve
+from tests.web_helpers import form_csrf
 
 TOKEN = "xoxb-test-token"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -249,16 +249,6 @@ def signed_in(team: Team, email: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def _note_form_csrf(html: str, delivery_id: int) -> str:
-    found = re.search(
-        rf'action="/dashboard/my-team/notes/{delivery_id}">\s*'
-        r'<input type="hidden" name="csrf" value="([0-9a-f]+)"',
-        html,
-    )
-    assert found, html
-    return found.group(1)
-
-
 def _team_note_csrf(team: Team, client: httpx.Client) -> str:
     """The note form's proof for this browser, as the page would carry it."""
     cookie = client.cookies.get(CSRF_COOKIE)
@@ -361,7 +351,7 @@ def test_a_comms_user_without_a_team_sees_why_and_can_pick_a_leader(team: Team) 
 def test_a_note_from_the_web_goes_with_the_teams_messages(team: Team) -> None:
     with signed_in(team, "lead.a@example.com") as client:
         page = client.get("/dashboard/my-team")
-        csrf = _note_form_csrf(page.text, team.briefing["la"])
+        csrf = form_csrf(page.text, f"/dashboard/my-team/notes/{team.briefing['la']}")
         saved = client.post(
             f"/dashboard/my-team/notes/{team.briefing['la']}",
             data={"note": NOTE, "csrf": csrf},
@@ -389,7 +379,9 @@ def test_a_bad_note_is_shown_next_to_its_field_and_nothing_is_stored(team: Team)
     briefing = team.briefing["la"]
     path = f"/dashboard/my-team/notes/{briefing}"
     with signed_in(team, "lead.a@example.com") as client:
-        csrf = _note_form_csrf(client.get("/dashboard/my-team").text, briefing)
+        csrf = form_csrf(
+            client.get("/dashboard/my-team").text, f"/dashboard/my-team/notes/{briefing}"
+        )
         empty = client.post(path, data={"note": "   ", "csrf": csrf})
         assert empty.status_code == 400
         assert f'<p class="field-error" id="note-{briefing}-error">The note is empty.</p>' in (
@@ -413,7 +405,7 @@ def test_a_bad_note_is_shown_next_to_its_field_and_nothing_is_stored(team: Team)
 def test_another_leader_cannot_add_a_note_to_someone_elses_briefing(team: Team) -> None:
     with signed_in(team, "lead.b@example.com") as client:
         page = client.get("/dashboard/my-team")
-        own = _note_form_csrf(page.text, team.briefing["lb"])
+        own = form_csrf(page.text, f"/dashboard/my-team/notes/{team.briefing['lb']}")
         for target in (team.briefing["la"], team.core_delivery, 999_999, "x1"):
             refused = client.post(
                 f"/dashboard/my-team/notes/{target}",

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,6 @@ from cadence.runtime import Runtime
 from cadence.store.models import Acknowledgement
 from tests.accessibility import assert_accessible
 from tests.test_browser import browser, page  # noqa: F401  (headless Chromium)
-from tests.test_dashboard import PASSWORD
 from tests.test_web_team import (
     NOTE,
     SECRET,
@@ -38,6 +37,7 @@ from tests.test_web_team import (
     _rendered_for,
     started,
 )
+from tests.web_helpers import axe_page, browser_sign_in  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -211,11 +211,7 @@ SCREENSHOT = Path("/tmp/my-team.png")
 
 
 def test_a_leader_adds_a_note_in_the_browser(team: Team, page: Page) -> None:  # noqa: F811
-    page.goto(f"{team.url}/dashboard")
-    page.fill("#email", "lead.a@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{team.url}/dashboard")
+    browser_sign_in(page, team.url, "lead.a@example.com")
     page.get_by_role("link", name="My team").click()
     page.wait_for_url(f"{team.url}/dashboard/my-team")
     assert page.title() == "My team · Cadence"
@@ -231,11 +227,7 @@ def test_a_leader_adds_a_note_in_the_browser(team: Team, page: Page) -> None:  #
 
     # A comms user has no team of their own: the page says why and offers the leaders.
     page.get_by_role("button", name="Sign out").click()
-    page.goto(f"{team.url}/dashboard")
-    page.fill("#email", "comms@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{team.url}/dashboard")
+    browser_sign_in(page, team.url, "comms@example.com")
     page.goto(f"{team.url}/dashboard/my-team")
     assert page.get_by_role("heading", name="Nobody reports to you").is_visible()
     page.select_option("#leader", "lead.a@example.com")
@@ -246,30 +238,25 @@ def test_a_leader_adds_a_note_in_the_browser(team: Team, page: Page) -> None:  #
     page.screenshot(path=str(SCREENSHOT.with_name("my-team-comms.png")), full_page=True)
 
 
-def test_the_note_forms_pass_the_accessibility_check(team: Team, browser: Browser) -> None:  # noqa: F811
+def test_the_note_forms_pass_the_accessibility_check(
+    team: Team,
+    axe_page: Page,  # noqa: F811 (a fixture)
+) -> None:
     """My team with a refused note, and the email briefing's page with its note form."""
-    context = browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 900})
-    checked = context.new_page()
-    try:
-        checked.goto(f"{team.url}/dashboard/my-team")
-        checked.fill("#email", "lead.a@example.com")
-        checked.fill("#password", PASSWORD)
-        checked.click("button[type=submit]")
-        checked.wait_for_url(f"{team.url}/dashboard/my-team")
-        checked.get_by_role("button", name="Add the note").click()
-        checked.wait_for_load_state()
-        error = checked.locator(".field-error")
-        assert error.inner_text() == "The note is empty."
-        assert_accessible(checked)
+    checked = axe_page
+    browser_sign_in(checked, team.url, "lead.a@example.com", "/dashboard/my-team")
+    checked.get_by_role("button", name="Add the note").click()
+    checked.wait_for_load_state()
+    error = checked.locator(".field-error")
+    assert error.inner_text() == "The note is empty."
+    assert_accessible(checked)
 
-        token = _ack_token(team, team.briefing["la"], "la")
-        checked.goto(f"{team.url}/ack/{token}")
-        assert_accessible(checked)
-        checked.get_by_label("Your note").fill("See you at the huddle.")
-        checked.get_by_role("button", name="Save my note").click()
-        checked.wait_for_load_state()
-        assert "Your note is saved" in checked.inner_text("main")
-        assert_accessible(checked)
-    finally:
-        context.close()
+    token = _ack_token(team, team.briefing["la"], "la")
+    checked.goto(f"{team.url}/ack/{token}")
+    assert_accessible(checked)
+    checked.get_by_label("Your note").fill("See you at the huddle.")
+    checked.get_by_role("button", name="Save my note").click()
+    checked.wait_for_load_state()
+    assert "Your note is saved" in checked.inner_text("main")
+    assert_accessible(checked)
     assert _notes(team) == {team.ids["la"]: "See you at the huddle."}

@@ -13,13 +13,11 @@ from cadence.answers.acks import AnswerKind
 from cadence.errors import CadenceError
 from cadence.messages.channel_choice import channels_for
 from cadence.messages.markdown import md_escape
-from cadence.store.bulk import insert_ignoring_duplicates
+from cadence.messages.notices import notice_delivery, notice_occurrence, quoted
 from cadence.store.models import (
     Acknowledgement,
     Delivery,
-    DeliveryStatus,
     Occurrence,
-    OccurrenceStatus,
     Person,
 )
 
@@ -109,41 +107,17 @@ def forward_question(session: Session, acknowledgement_id: int, now: datetime) -
         # One occurrence per question: the acknowledgement that asked it.
         "follow_up": found.ack.id,
     }
-    insert_ignoring_duplicates(
+    occurrence_id = notice_occurrence(
         session,
-        Occurrence,
-        [
-            {
-                **key,
-                "parent_id": root.id,
-                "local_time": root.local_time,
-                "due_at": now,
-                "status": OccurrenceStatus.DISPATCHED.value,
-                "dispatched_at": now,
-                "note": f"question from {found.person.email}",
-            }
-        ],
-    )
-    occurrence_id = session.scalar(
-        select(Occurrence.id).where(*(getattr(Occurrence, k) == v for k, v in key.items()))
+        key,
+        now,
+        f"question from {found.person.email}",
+        parent_id=root.id,
+        local_time=root.local_time,
     )
     channel = channels_for(manager.channel, list(QUESTION_CHANNELS), "first")[0]
-    insert_ignoring_duplicates(
-        session,
-        Delivery,
-        [
-            {
-                "occurrence_id": occurrence_id,
-                "person_id": manager.id,
-                "channel": channel,
-                "variant": 0,
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "created_at": now,
-                "payload": {"acknowledgement_id": found.ack.id},
-            }
-        ],
-    )
+    payload = {"acknowledgement_id": found.ack.id}
+    notice_delivery(session, occurrence_id, manager.id, channel, payload, now)
     return Forwarded(acknowledgement_id, channel, manager.email)
 
 
@@ -157,11 +131,10 @@ def question_content(session: Session, delivery: Delivery) -> tuple[str, str, Pe
     title = delivery.occurrence.message.title
     name = asker.name if asker else "Someone"
     email = asker.email if asker else ""
-    quoted = "\n".join(f"> {md_escape(line)}" for line in (ack.question or "").splitlines())
     lines = [
         f"**{md_escape(name)}** ({md_escape(email)}) has a question about **{md_escape(title)}**:",
         "",
-        quoted or "> ",
+        quoted(ack.question or ""),
         "",
     ]
     if ack.clarity is not None:

@@ -20,13 +20,10 @@ from cadence.errors import CadenceError
 from cadence.messages.approvals import REJECTED, decision_of
 from cadence.messages.channel_choice import channels_for
 from cadence.messages.markdown import md_escape
-from cadence.store.bulk import insert_ignoring_duplicates
+from cadence.messages.notices import notice_delivery, notice_occurrence, quoted
 from cadence.store.models import (
     Delivery,
-    DeliveryStatus,
     Message,
-    Occurrence,
-    OccurrenceStatus,
     Person,
     User,
 )
@@ -81,22 +78,12 @@ def tell_author(session: Session, message_id: int, now: datetime) -> Told:
         "zone": "UTC",
         "follow_up": 0,
     }
-    insert_ignoring_duplicates(
+    occurrence_id = notice_occurrence(
         session,
-        Occurrence,
-        [
-            {
-                **key,
-                "local_time": now.replace(tzinfo=None),
-                "due_at": now,
-                "status": OccurrenceStatus.DISPATCHED.value,
-                "dispatched_at": now,
-                "note": f"{decision.kind} by {decision.by}, told to {author.email}",
-            }
-        ],
-    )
-    occurrence_id = session.scalar(
-        select(Occurrence.id).where(*(getattr(Occurrence, k) == v for k, v in key.items()))
+        key,
+        now,
+        f"{decision.kind} by {decision.by}, told to {author.email}",
+        local_time=now.replace(tzinfo=None),
     )
     already = session.scalar(
         select(Delivery.channel).where(Delivery.occurrence_id == occurrence_id).limit(1)
@@ -104,26 +91,8 @@ def tell_author(session: Session, message_id: int, now: datetime) -> Told:
     if already is not None:
         return Told(message_id, already, person.email, reason="already told")
     channel = channels_for(person.channel, list(DECISION_CHANNELS), "first")[0]
-    insert_ignoring_duplicates(
-        session,
-        Delivery,
-        [
-            {
-                "occurrence_id": occurrence_id,
-                "person_id": person.id,
-                "channel": channel,
-                "variant": 0,
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "created_at": now,
-                "payload": {
-                    "decision": decision.kind,
-                    "by": decision.by,
-                    "reason": decision.reason,
-                },
-            }
-        ],
-    )
+    payload = {"decision": decision.kind, "by": decision.by, "reason": decision.reason}
+    notice_delivery(session, occurrence_id, person.id, channel, payload, now)
     return Told(message_id, channel, person.email)
 
 
@@ -146,11 +115,10 @@ def decision_content(delivery: Delivery, base_url: str) -> tuple[str, str]:
         heading = f"Approved: {message.title}"
     else:
         reason = str(payload.get("reason") or "")
-        quoted = "\n".join(f"> {md_escape(line)}" for line in reason.splitlines()) or "> "
         lines = [
             f"**{by}** did not approve your message **{title}**. Their reason:",
             "",
-            quoted,
+            quoted(reason),
             "",
             "Nothing was sent. Change it and queue it again when it is ready.",
         ]

@@ -13,7 +13,6 @@ once, in the answer to the post, and never put in a URL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
@@ -23,14 +22,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from cadence.access import api_tokens, users
-from cadence.access.users import Role, Viewer
+from cadence.access import api_tokens, policy, users
+from cadence.access.users import Viewer
 from cadence.errors import InputError
 from cadence.inputs import is_id
 from cadence.messages import approvals
 from cadence.store.db import session_scope
 from cadence.store.models import User
 from cadence.web.dashboard.common import NOT_FOUND, Frame, Refused
+from cadence.web.dashboard.forms import account, sentence
 
 ADD_PURPOSE = "admin-add-user"
 DISABLE_PURPOSE = "admin-disable-user"
@@ -54,12 +54,6 @@ DONE = {
 }
 
 
-def _sentence(text: str) -> str:
-    """A domain problem ("the password must ...") as a sentence on a page."""
-    text = text.rstrip(".")
-    return text[:1].upper() + text[1:] + "." if text else text
-
-
 def _when(moment: datetime | None, zone: ZoneInfo) -> str:
     if moment is None:
         return "\u2013"
@@ -71,27 +65,6 @@ def router(frame: Frame) -> APIRouter:
     routes = APIRouter(tags=["dashboard"])
     deps = frame.deps
     zone = ZoneInfo(frame.settings.timezone)
-
-    def me(session: Session, viewer: Viewer) -> User:
-        user = session.get(User, viewer.user_id)
-        assert user is not None  # the viewer was read from this user's session
-        return user
-
-    def guarded(
-        request: Request, purpose: str | None, csrf: str, act: Callable[[Viewer], Response]
-    ) -> Response:
-        """Signed in, a comms user (anyone else: 404), and for a post our own form."""
-        viewer = frame.viewer_of(request)
-        if viewer is None:
-            return frame.to_login(request)
-        try:
-            if viewer.role is not Role.COMMS:
-                raise Refused(*NOT_FOUND)
-            if purpose is not None:
-                frame.check_same_site(request, csrf, purpose)
-            return act(viewer)
-        except Refused as refused:
-            return frame.problem_page(request, viewer, refused)
 
     def done(code: str, who: str = "") -> Response:
         query = {"done": code, **({"who": who} if who else {})}
@@ -110,7 +83,7 @@ def router(frame: Frame) -> APIRouter:
         secret: dict[str, str] | None = None,
     ) -> Response:
         with deps.sessions() as session:
-            user = me(session, viewer)
+            user = account(session, viewer)
             people = users.list_users(session)
             required = approvals.requires_approval(session)
             tokens = [
@@ -139,7 +112,7 @@ def router(frame: Frame) -> APIRouter:
                 and not row["me"]
                 and not (row["role"] == "comms" and comms_active <= 1)
             )
-        errors = {key: _sentence(text) for key, text in (add_errors or {}).items()}
+        errors = {key: sentence(text) for key, text in (add_errors or {}).items()}
         summary = [(f"add-{k}", v) for k, v in errors.items()]
         # Every field named, so the template reads a missing one as empty.
         blank = dict.fromkeys(ADD_FIELDS, "")
@@ -200,7 +173,9 @@ def router(frame: Frame) -> APIRouter:
     @routes.get("/dashboard/admin", response_class=HTMLResponse)
     def admin_page(request: Request) -> Response:
         """Users, the approval setting, and the signed-in user's API tokens."""
-        return guarded(request, None, "", lambda viewer: show(request, viewer))
+        return frame.signed_in(
+            request, lambda viewer: show(request, viewer), allowed=policy.sees_everything
+        )
 
     @routes.post("/dashboard/admin/users", response_class=HTMLResponse)
     def add_user(
@@ -241,7 +216,9 @@ def router(frame: Frame) -> APIRouter:
                 secret={"kind": "password", "email": created, "value": chosen, "new": "yes"},
             )
 
-        return guarded(request, ADD_PURPOSE, csrf, act)
+        return frame.signed_in(
+            request, act, allowed=policy.sees_everything, purpose=ADD_PURPOSE, csrf=csrf
+        )
 
     @routes.post("/dashboard/admin/users/disable", response_class=HTMLResponse)
     def disable_user(
@@ -258,7 +235,7 @@ def router(frame: Frame) -> APIRouter:
                     # Tried and rolled back, so a refusal shows before asking to confirm.
                     with deps.sessions() as trial:
                         target_email = known_user(trial, email).email
-                        users.set_active(trial, me(trial, viewer), target_email, False)
+                        users.set_active(trial, account(trial, viewer), target_email, False)
                         trial.rollback()
                     return confirm(
                         request,
@@ -278,13 +255,15 @@ def router(frame: Frame) -> APIRouter:
                 with session_scope(deps.sessions) as session:
                     known_user(session, email)
                     target_email = users.set_active(
-                        session, me(session, viewer), email, False
+                        session, account(session, viewer), email, False
                     ).email
             except InputError as exc:
                 return show(request, viewer, 400, problem=f"Not disabled: {exc.summary}.")
             return done("disabled", target_email)
 
-        return guarded(request, DISABLE_PURPOSE, csrf, act)
+        return frame.signed_in(
+            request, act, allowed=policy.sees_everything, purpose=DISABLE_PURPOSE, csrf=csrf
+        )
 
     @routes.post("/dashboard/admin/users/enable")
     def enable_user(
@@ -297,10 +276,12 @@ def router(frame: Frame) -> APIRouter:
         def act(viewer: Viewer) -> Response:
             with session_scope(deps.sessions) as session:
                 known_user(session, email)
-                target = users.set_active(session, me(session, viewer), email, True).email
+                target = users.set_active(session, account(session, viewer), email, True).email
             return done("enabled", target)
 
-        return guarded(request, ENABLE_PURPOSE, csrf, act)
+        return frame.signed_in(
+            request, act, allowed=policy.sees_everything, purpose=ENABLE_PURPOSE, csrf=csrf
+        )
 
     @routes.post("/dashboard/admin/users/password", response_class=HTMLResponse)
     def reset_password(
@@ -335,7 +316,7 @@ def router(frame: Frame) -> APIRouter:
             try:
                 users.check_password(chosen)
             except InputError as exc:
-                return form(viewer, target, _sentence(exc.summary), 400)
+                return form(viewer, target, sentence(exc.summary), 400)
             with session_scope(deps.sessions) as session:
                 users.update_user(session, target, password=chosen)
             if not generated:
@@ -343,7 +324,9 @@ def router(frame: Frame) -> APIRouter:
             return show(request, viewer, secret={"kind": "password", "email": target,
                                                  "value": chosen})  # fmt: skip
 
-        return guarded(request, PASSWORD_PURPOSE, csrf, act)
+        return frame.signed_in(
+            request, act, allowed=policy.sees_everything, purpose=PASSWORD_PURPOSE, csrf=csrf
+        )
 
     @routes.post("/dashboard/admin/approval")
     def set_approval(
@@ -358,11 +341,13 @@ def router(frame: Frame) -> APIRouter:
                 raise Refused(400, "Cannot change this", "Choose on or off.")
             with session_scope(deps.sessions) as session:
                 approvals.set_requires_approval(
-                    session, me(session, viewer), require == "on", deps.clock()
+                    session, account(session, viewer), require == "on", deps.clock()
                 )
             return done(f"approval-{require}")
 
-        return guarded(request, APPROVAL_PURPOSE, csrf, act)
+        return frame.signed_in(
+            request, act, allowed=policy.sees_everything, purpose=APPROVAL_PURPOSE, csrf=csrf
+        )
 
     @routes.post("/dashboard/admin/tokens", response_class=HTMLResponse)
     def create_token(
@@ -376,7 +361,7 @@ def router(frame: Frame) -> APIRouter:
             try:
                 with session_scope(deps.sessions) as session:
                     row, token = api_tokens.create_token(
-                        session, me(session, viewer), name, deps.clock()
+                        session, account(session, viewer), name, deps.clock()
                     )
                     label = row.name
             except InputError as exc:
@@ -386,11 +371,13 @@ def router(frame: Frame) -> APIRouter:
                     viewer,
                     400,
                     token_name=name[:200],
-                    token_error=_sentence(problem),
+                    token_error=sentence(problem),
                 )
             return show(request, viewer, secret={"kind": "token", "name": label, "value": token})
 
-        return guarded(request, TOKEN_PURPOSE, csrf, act)
+        return frame.signed_in(
+            request, act, allowed=policy.sees_everything, purpose=TOKEN_PURPOSE, csrf=csrf
+        )
 
     @routes.post("/dashboard/admin/tokens/revoke", response_class=HTMLResponse)
     def revoke_token(
@@ -406,7 +393,7 @@ def router(frame: Frame) -> APIRouter:
                 raise Refused(*NOT_FOUND)
             wanted = int(token_id)
             with session_scope(deps.sessions) as session:
-                mine = {t.id: t for t in api_tokens.list_tokens(session, me(session, viewer))}
+                mine = {t.id: t for t in api_tokens.list_tokens(session, account(session, viewer))}
                 token = mine.get(wanted)
                 if token is None:
                     raise Refused(*NOT_FOUND)
@@ -414,7 +401,7 @@ def router(frame: Frame) -> APIRouter:
                     return show(request, viewer, 400, problem="That token is already revoked.")
                 name = token.name
                 if confirmed == CONFIRMED:
-                    api_tokens.revoke(session, wanted, owner=me(session, viewer))
+                    api_tokens.revoke(session, wanted, owner=account(session, viewer))
             if confirmed == CONFIRMED:
                 return done("revoked")
             details: list[str] = [
@@ -432,6 +419,8 @@ def router(frame: Frame) -> APIRouter:
                 button="Revoke",
             )
 
-        return guarded(request, REVOKE_PURPOSE, csrf, act)
+        return frame.signed_in(
+            request, act, allowed=policy.sees_everything, purpose=REVOKE_PURPOSE, csrf=csrf
+        )
 
     return routes

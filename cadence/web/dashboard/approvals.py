@@ -109,17 +109,6 @@ def router(frame: Frame) -> APIRouter:
     present = Present(ZoneInfo(settings.timezone), deps.clock)
     launch_ctx = context_from(settings)
 
-    def comms_only(request: Request, handler: Callable[[Viewer], Response]) -> Response:
-        viewer = frame.viewer_of(request)
-        if viewer is None:
-            return frame.to_login(request)
-        try:
-            if not policy.sees_everything(viewer):
-                raise Refused(*NOT_FOUND)
-            return handler(viewer)
-        except Refused as refused:
-            return frame.problem_page(request, viewer, refused)
-
     def schedule_of(session: Session, message: Message, next_at: datetime | None) -> str:
         if message.kind == "launch":
             launch = session.get(Launch, message.id)
@@ -184,7 +173,11 @@ def router(frame: Frame) -> APIRouter:
     def approvals_page(request: Request, done: str = "", id: str = "") -> Response:
         """What waits for approval, oldest first."""
         notice = f"Message {id} {DONE[done]}." if done in DONE and is_id(id) else ""
-        return comms_only(request, lambda viewer: page(request, viewer, notice=notice))
+        return frame.signed_in(
+            request,
+            lambda viewer: page(request, viewer, notice=notice),
+            allowed=policy.sees_everything,
+        )
 
     def decide(
         request: Request,
@@ -197,7 +190,6 @@ def router(frame: Frame) -> APIRouter:
         verb: str,
     ) -> Response:
         def build(viewer: Viewer) -> Response:
-            frame.check_same_site(request, csrf, purpose)
             if not is_id(raw_id):
                 raise Refused(*NOT_FOUND)
             message_id = int(raw_id)
@@ -224,7 +216,9 @@ def router(frame: Frame) -> APIRouter:
             query = urlencode({"done": verb, "id": message_id})
             return RedirectResponse(f"/dashboard/approvals?{query}", status_code=303)
 
-        return comms_only(request, build)
+        return frame.signed_in(
+            request, build, allowed=policy.sees_everything, purpose=purpose, csrf=csrf
+        )
 
     @routes.post("/dashboard/approvals/{message_id}/approve", response_class=HTMLResponse)
     def approve(request: Request, message_id: str, csrf: Annotated[str, Form()] = "") -> Response:

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
 
 from cadence.access import api_tokens, policy
 from cadence.access.users import Viewer
@@ -28,8 +27,9 @@ from cadence.errors import InputError
 from cadence.inputs import parse_day, shown
 from cadence.messages.calendar import CalendarItem, upcoming
 from cadence.store.db import session_scope
-from cadence.store.models import Message, User
+from cadence.store.models import Message
 from cadence.web.dashboard.common import Frame, Refused
+from cadence.web.dashboard.forms import account, sentences
 
 FEED_PURPOSE = "calendar-feed"
 FEED_REVOKE_PURPOSE = "calendar-feed-revoke"
@@ -125,7 +125,7 @@ def read_period(params: dict[str, str], today: date) -> Period:
             else:
                 day = asked
     period = _aligned(view, day)
-    period.problem = " ".join(p[0].upper() + p[1:] + "." for p in problems)
+    period.problem = sentences(problems)
     return period
 
 
@@ -209,11 +209,6 @@ def router(frame: Frame) -> APIRouter:
     zone_name = settings.timezone
     zone = ZoneInfo(zone_name)
 
-    def user_row(session: Session, viewer: Viewer) -> User:
-        user = session.get(User, viewer.user_id)
-        assert user is not None  # the viewer was read from this user's session
-        return user
-
     def feed_url(token: str) -> str:
         query = urlencode({"token": token, "days": FEED_DAYS})
         return f"{settings.base_url.rstrip('/')}/api/calendar.ics?{query}"
@@ -258,7 +253,7 @@ def router(frame: Frame) -> APIRouter:
                     part = upcoming(session, zone_name, max(now, start_at), end_at, visible)
                     items += part.items
                     truncated = truncated or part.truncated
-            feeds = api_tokens.feed_tokens(session, user_row(session, viewer))
+            feeds = api_tokens.feed_tokens(session, account(session, viewer))
             feed: dict[str, Any] | None = (
                 {"created": feeds[-1].created_at, "last_used": feeds[-1].last_used_at}
                 if feeds
@@ -311,54 +306,42 @@ def router(frame: Frame) -> APIRouter:
             notice=notice,
         )
 
-    def signed_in(request: Request) -> Viewer | Response:
-        viewer = frame.viewer_of(request)
-        return viewer if viewer is not None else frame.to_login(request)
-
     @routes.get("/dashboard/calendar", response_class=HTMLResponse)
     def calendar_page(request: Request, feed: str = "") -> Response:
         """The week or month: each upcoming send per message and zone, and each launch's
         customer time, in the organisation's zone."""
-        viewer = signed_in(request)
-        if not isinstance(viewer, Viewer):
-            return viewer
         notice = "Your calendar feed link was revoked: it no longer works." if feed else ""
-        return show(request, viewer, notice=notice)
+        return frame.signed_in(request, lambda viewer: show(request, viewer, notice=notice))
 
     @routes.post("/dashboard/calendar/feed", response_class=HTMLResponse)
     def create_feed(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
         """A new personal feed link, shown once in the answer (never in a URL of ours,
         where history or logs would keep it); any earlier link stops working."""
-        viewer = signed_in(request)
-        if not isinstance(viewer, Viewer):
-            return viewer
-        try:
-            frame.check_same_site(request, csrf, FEED_PURPOSE)
-            with session_scope(deps.sessions) as session:
-                _, token = api_tokens.replace_feed_token(
-                    session, user_row(session, viewer), deps.clock()
-                )
-        except Refused as refused:
-            return frame.problem_page(request, viewer, refused)
-        except InputError as exc:
-            return frame.problem_page(request, viewer, Refused(400, "No feed link", str(exc)))
-        return show(request, viewer, new_feed=feed_url(token))
+
+        def act(viewer: Viewer) -> Response:
+            try:
+                with session_scope(deps.sessions) as session:
+                    _, token = api_tokens.replace_feed_token(
+                        session, account(session, viewer), deps.clock()
+                    )
+            except InputError as exc:
+                raise Refused(400, "No feed link", str(exc)) from None
+            return show(request, viewer, new_feed=feed_url(token))
+
+        return frame.signed_in(request, act, purpose=FEED_PURPOSE, csrf=csrf)
 
     @routes.post("/dashboard/calendar/feed/revoke")
     def revoke_feed(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
         """Stop the feed link working, for a link that was passed on or leaked."""
-        viewer = signed_in(request)
-        if not isinstance(viewer, Viewer):
-            return viewer
-        try:
-            frame.check_same_site(request, csrf, FEED_REVOKE_PURPOSE)
-        except Refused as refused:
-            return frame.problem_page(request, viewer, refused)
-        with session_scope(deps.sessions) as session:
-            user = user_row(session, viewer)
-            for token in api_tokens.feed_tokens(session, user):
-                api_tokens.revoke(session, token.id, owner=user)
-        return RedirectResponse("/dashboard/calendar?feed=revoked", status_code=303)
+
+        def act(viewer: Viewer) -> Response:
+            with session_scope(deps.sessions) as session:
+                user = account(session, viewer)
+                for token in api_tokens.feed_tokens(session, user):
+                    api_tokens.revoke(session, token.id, owner=user)
+            return RedirectResponse("/dashboard/calendar?feed=revoked", status_code=303)
+
+        return frame.signed_in(request, act, purpose=FEED_REVOKE_PURPOSE, csrf=csrf)
 
     return routes
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -128,7 +129,10 @@ class Frame:
             )
         cookie = request.cookies.get(CSRF_COOKIE, "")
         expected = csrf_field(self.secret, cookie, purpose) if cookie else ""
-        if not cookie or not csrf or not hmac.compare_digest(expected, csrf):
+        # As bytes: `compare_digest` refuses a str with non-ASCII characters, which a
+        # hostile form can send.
+        matches = hmac.compare_digest(expected.encode(), csrf.encode("utf-8", "replace"))
+        if not cookie or not csrf or not matches:
             raise Refused(
                 403,
                 "Please try again",
@@ -152,10 +156,50 @@ class Frame:
 
     def to_login(self, request: Request) -> RedirectResponse:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method not in ("GET", "HEAD"):
+            # A form's own path cannot be opened after signing in (it only takes posts):
+            # back to the page the form was on, when the browser says it was one of ours.
+            target = self._page_of_form(request)
         response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         if request.cookies.get(SESSION_COOKIE):
             response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+    def signed_in(
+        self,
+        request: Request,
+        handler: Callable[[Viewer], Response],
+        *,
+        allowed: Callable[[Viewer], bool] | None = None,
+        purpose: str | None = None,
+        csrf: str = "",
+    ) -> Response:
+        """What every route does around its own work: a signed-out browser goes to sign in;
+        a viewer `allowed` refuses gets 404, as for a page that does not exist; a post
+        (`purpose` given) must come from our own form; a `Refused` raised by the handler
+        becomes the problem page."""
+        viewer = self.viewer_of(request)
+        if viewer is None:
+            return self.to_login(request)
+        try:
+            if allowed is not None and not allowed(viewer):
+                raise Refused(*NOT_FOUND)
+            if purpose is not None:
+                self.check_same_site(request, csrf, purpose)
+            return handler(viewer)
+        except Refused as refused:
+            return self.problem_page(request, viewer, refused)
+
+    def _page_of_form(self, request: Request) -> str:
+        sent = request.headers.get("referer", "")
+        try:
+            ours = origin_of(sent) == self.our_origin
+        except ValueError:  # a port that is not a number
+            ours = False
+        if not ours:
+            return "/dashboard"
+        referer = urlsplit(sent)
+        return safe_next(referer.path + (f"?{referer.query}" if referer.query else ""))
 
     # -- responses --------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ refused is stored nowhere and comes back with every problem next to its field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -22,7 +23,6 @@ from zoneinfo import available_timezones
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
@@ -34,10 +34,10 @@ from cadence.launches.cascade import add_launch, context_from
 from cadence.messages import approvals
 from cadence.planning.recurrence import zone
 from cadence.store.db import session_scope
-from cadence.store.models import User
 from cadence.units import duration
 from cadence.web.dashboard.cascade_chart import TierRow, cascade_svg, tier_rows, when
 from cadence.web.dashboard.common import Frame, Refused, html
+from cadence.web.dashboard.forms import account
 from cadence.web.dashboard.launch_form import (
     LABELS,
     TIMING,
@@ -193,12 +193,9 @@ def router(frame: Frame) -> APIRouter:
         form = LaunchForm(tz=frame.settings.timezone)
         return show(request, viewer, form, Checked())
 
-    # The posts read their form asynchronously, then do the rest (the database) in a thread.
-
-    @routes.post(f"{PATH}/check", response_class=HTMLResponse)
-    async def check_page(request: Request) -> Response:
-        """The whole page again with the timeline checked: the button for browsers
-        without JavaScript, and where "use it" lands there."""
+    async def posted(request: Request, work: Callable[[Viewer, LaunchForm], Response]) -> Response:
+        """A whole-page post: read asynchronously, then the rest (the database) in a thread,
+        signed in and from our own form."""
         data = await request.form()
 
         def answer() -> Response:
@@ -206,12 +203,19 @@ def router(frame: Frame) -> APIRouter:
             if viewer is None:
                 return to_login(request)
             try:
-                form = read(request, data)
+                return work(viewer, read(request, data))
             except Refused as refused:
                 return frame.problem_page(request, viewer, refused)
-            return show(request, viewer, form, checked_form(viewer, form))
 
         return await run_in_threadpool(answer)
+
+    @routes.post(f"{PATH}/check", response_class=HTMLResponse)
+    async def check_page(request: Request) -> Response:
+        """The whole page again with the timeline checked: the button for browsers
+        without JavaScript, and where "use it" lands there."""
+        return await posted(
+            request, lambda viewer, form: show(request, viewer, form, checked_form(viewer, form))
+        )
 
     @routes.post(f"{PATH}/preview", response_class=HTMLResponse)
     async def preview(request: Request) -> Response:
@@ -234,22 +238,14 @@ def router(frame: Frame) -> APIRouter:
     @routes.post(PATH, response_class=HTMLResponse)
     async def create(request: Request) -> Response:
         """Store the launch and go to its page, or show the form with every problem."""
-        data = await request.form()
 
-        def answer() -> Response:
-            viewer = frame.viewer_of(request)
-            if viewer is None:
-                return to_login(request)
-            try:
-                form = read(request, data)
-            except Refused as refused:
-                return frame.problem_page(request, viewer, refused)
+        def answer(viewer: Viewer, form: LaunchForm) -> Response:
             checked, created = store(viewer, form)
             if created is not None:
                 return RedirectResponse(f"/dashboard/launches/{created}", status_code=303)
             return show(request, viewer, form, checked, http_status=400, submitted=True)
 
-        return await run_in_threadpool(answer)
+        return await posted(request, answer)
 
     def store(viewer: Viewer, form: LaunchForm) -> tuple[Checked, int | None]:
         """One transaction: checked, then stored and submitted, or nothing at all."""
@@ -260,17 +256,12 @@ def router(frame: Frame) -> APIRouter:
                 if checked.spec is None or checked.refusal is not None:
                     return checked, None
                 message = add_launch(session, checked.spec, now, ctx)
-                approvals.submit(session, message, author(session, viewer), now)
+                approvals.submit(session, message, account(session, viewer), now)
                 return checked, message.id
         except InputError as exc:  # refused after all (the directory changed meanwhile)
             late = Checked()
             late.refusal = exc
             return late, None
-
-    def author(session: Session, viewer: Viewer) -> User:
-        user = session.get(User, viewer.user_id)
-        assert user is not None
-        return user
 
     return routes
 

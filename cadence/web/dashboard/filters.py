@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from cadence.errors import InputError
 from cadence.figures.measures import Filters
 from cadence.inputs import is_id, parse_day, shown
+from cadence.web.dashboard.forms import sentences
 
 # ---------------------------------------------------------------------------------------
 # Filters: GET query parameters, dates read as whole days in the organisation's zone
@@ -104,7 +105,7 @@ def read_filters(
             form.message = raw
         else:
             problems.append("no such message to show; the message filter was left out")
-    form.problem = " ".join(p[0].upper() + p[1:] + "." for p in problems)
+    form.problem = sentences(problems)
     filters = Filters(
         since=since.astimezone(UTC) if since else None,
         until=until.astimezone(UTC) if until else None,

@@ -87,15 +87,6 @@ def router(frame: Frame) -> APIRouter:
     deps, settings = frame.deps, frame.settings
     present = Present(ZoneInfo(settings.timezone), deps.clock)
 
-    def run(request: Request, handler: Callable[[Viewer], Response]) -> Response:
-        viewer = frame.viewer_of(request)
-        if viewer is None:
-            return frame.to_login(request)
-        try:
-            return handler(viewer)
-        except Refused as refused:
-            return frame.problem_page(request, viewer, refused)
-
     def changeable(session: Session, viewer: Viewer, raw_id: str) -> Message:
         """The message, when this viewer may change it; otherwise there is no such page."""
         if not is_id(raw_id):
@@ -155,7 +146,7 @@ def router(frame: Frame) -> APIRouter:
                 as_of=present.when(now),
             )
 
-        return run(request, build)
+        return frame.signed_in(request, build)
 
     # -- pause, resume, cancel ---------------------------------------------------------
 
@@ -199,7 +190,7 @@ def router(frame: Frame) -> APIRouter:
                 message = changeable(session, viewer, message_id)
                 return change_page(request, viewer, session, message, action)
 
-        return run(request, build)
+        return frame.signed_in(request, build)
 
     def make_change(
         request: Request,
@@ -246,7 +237,7 @@ def router(frame: Frame) -> APIRouter:
             query = urlencode({"done": VERBS[action], "id": message.id})
             return RedirectResponse(f"/dashboard/messages?{query}", status_code=303)
 
-        return run(request, build)
+        return frame.signed_in(request, build)
 
     # -- edit ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from cadence.launches.changes import NOTE_MAX_LENGTH
 from cadence.store.db import session_scope
 from cadence.store.models import Person
 from cadence.web.dashboard.common import DASHBOARD_HEADERS, NOT_FOUND, Frame, Refused
+from cadence.web.dashboard.forms import sentence
 from cadence.web.dashboard.tables import Column, Present, Table
 
 PATH = "/dashboard/my-team"
@@ -175,22 +176,12 @@ def router(frame: Frame) -> APIRouter:
             request, viewer, "web/dashboard/my_team.html", "my-team", http_status, **context
         )
 
-    def signed_in(request: Request, handler: Any) -> Response:
-        viewer = frame.viewer_of(request)
-        if viewer is None:
-            return frame.to_login(request)
-        try:
-            response: Response = handler(viewer)
-            return response
-        except Refused as refused:
-            return frame.problem_page(request, viewer, refused)
-
     @routes.get(PATH, response_class=HTMLResponse)
     def my_team_page(request: Request) -> Response:
         """The viewer's team, or the team of a leader they picked."""
         # Who has not answered is read from the summaries: bring them up to date first.
         summaries.refresh(deps.sessions, wait=False)
-        return signed_in(request, lambda viewer: team_page(request, viewer))
+        return frame.signed_in(request, lambda viewer: team_page(request, viewer))
 
     @routes.post(PATH + "/notes/{delivery_id}", response_class=HTMLResponse)
     def add_note(
@@ -202,7 +193,6 @@ def router(frame: Frame) -> APIRouter:
         """The leader's note for their team, from one of their own briefings."""
 
         def handle(viewer: Viewer) -> Response:
-            frame.check_same_site(request, csrf, NOTE_PURPOSE)
             if not is_id(delivery_id) or viewer.person_id is None:
                 raise Refused(*NOT_FOUND)
             briefing = int(delivery_id)
@@ -216,15 +206,11 @@ def router(frame: Frame) -> APIRouter:
                     request,
                     viewer,
                     http_status=400,
-                    problems={briefing: _sentence(str(exc))},
+                    problems={briefing: sentence(str(exc))},
                     drafts={briefing: note},
                 )
             return RedirectResponse(f"{PATH}?noted={briefing}#briefing-{briefing}", status_code=303)
 
-        return signed_in(request, handle)
+        return frame.signed_in(request, handle, purpose=NOTE_PURPOSE, csrf=csrf)
 
     return routes
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
