@@ -20,14 +20,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from cadence.access import policy
 from cadence.access.users import Viewer
 from cadence.delivery.channels.base import Outgoing
-from cadence.delivery.formatting.email import subject_line
+from cadence.delivery.formatting.email import email_parts
 from cadence.delivery.formatting.slack import slack_message
 from cadence.delivery.sending import recipient_of
 from cadence.directory.audience import Audience, audience_filter, count_members
@@ -36,12 +35,12 @@ from cadence.inputs import is_id
 from cadence.launches.cascade import context_from
 from cadence.messages import approvals
 from cadence.messages.decisions import DECISION_TASK
-from cadence.messages.markdown import to_html
 from cadence.messages.personalise import context_for_person, personalise
 from cadence.planning.rule_words import describe
 from cadence.store.db import session_scope
 from cadence.store.models import Launch, Message, Person, User
 from cadence.web.dashboard.common import NOT_FOUND, Frame, Refused
+from cadence.web.dashboard.compose_preview import email_body, slack_html
 from cadence.web.dashboard.manage_view import author_of, authors, next_sends
 from cadence.web.dashboard.tables import Present
 
@@ -56,9 +55,8 @@ class Preview:
 
     recipient: str
     subject: str = ""
-    email_html: str = ""  # Markup when set: safe HTML
-    slack_title: str = ""
-    slack_sections: tuple[str, ...] = ()
+    email_html: str = ""  # Markup when set: the email's own HTML body
+    slack: str = ""  # Markup when set: the Block Kit message drawn as Slack shows it
     problem: str = ""
 
 
@@ -78,17 +76,9 @@ def preview_of(session: Session, message: Message, org_zone: str) -> Preview:
         return Preview(person.email, problem=f"It cannot be rendered for {person.email}: {exc}")
     out = Outgoing(0, recipient_of(person, org_zone), message.title, body, "", answerable=False)
     _, blocks = slack_message(out, question_enabled=False)
-    title = next((b["text"]["text"] for b in blocks if b.get("type") == "header"), message.title)
-    sections = tuple(
-        b["text"]["text"] for b in blocks if b.get("type") == "section" and b.get("text")
-    )
+    subject, _, page = email_parts(out)
     return Preview(
-        person.email,
-        subject=subject_line(message.title),
-        # markdown-it's HTML with raw HTML in the message escaped: the email's own body.
-        email_html=Markup(to_html(body)),
-        slack_title=title,
-        slack_sections=sections,
+        person.email, subject=subject, email_html=email_body(page), slack=slack_html(blocks)
     )
 
 
