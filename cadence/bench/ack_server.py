@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Request
@@ -48,6 +49,11 @@ def ceiling_router(deps: WebDeps) -> APIRouter:
         except (BadSignature, BadInteraction) as exc:
             return JSONResponse({"error": str(exc)}, status_code=401)
         return Response(status_code=200)
+
+    @routes.get(CEILING_PREFIX + "/pid")
+    async def pid() -> dict[str, int]:
+        """Which worker answered: the bench waits until it has heard from every one."""
+        return {"pid": os.getpid()}
 
     # A plain `def`, like the real email route, so it runs in the same thread pool.
     @routes.post(CEILING_PREFIX + "/ack/{token}", response_class=HTMLResponse)

@@ -152,20 +152,29 @@ def _start_server(settings: Settings, port: int, workers: int) -> subprocess.Pop
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _wait_ready(base_url: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Up when an unsigned POST is refused: the route, not just the socket, answers."""
+def _wait_ready(
+    base_url: str, server: subprocess.Popen[bytes], workers: int, timeout: float = 120
+) -> None:
+    """Up when every worker has answered: the socket is shared, so a burst sent as soon as
+    the first one listens would be served by fewer processes than asked for."""
+    seen: set[int] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
             err = server.stderr.read().decode(errors="replace") if server.stderr else ""
-            raise RuntimeError(f"`cadence web` exited with {server.returncode}: {err[-2000:]}")
+            raise RuntimeError(f"the web server exited with {server.returncode}: {err[-2000:]}")
         try:
-            if httpx.post(base_url + PATH, content=b"", timeout=2).status_code == 401:
-                return
+            # A new connection each time, so the kernel may hand it to any worker.
+            response = httpx.get(base_url + CEILING_PREFIX + "/pid", timeout=2)
+            if response.status_code == 200:
+                seen.add(int(response.json()["pid"]))
+                if len(seen) >= workers:
+                    return
+                continue
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError("`cadence web` did not start")
+    raise RuntimeError(f"the web server did not start {workers} worker(s); {len(seen)} answered")
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:
@@ -361,7 +370,7 @@ def acks(
             server = _start_server(settings, port, workers)
             runs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
             try:
-                _wait_ready(base_url, server)
+                _wait_ready(base_url, server, workers)
                 for kind in kinds:
                     # The ceiling first: it also warms every worker up before Cadence's run.
                     ceiling = _run(base_url, _calls(kind, seeded[kind], CEILING_PREFIX),
@@ -369,9 +378,7 @@ def acks(
                     runs[kind] = (ceiling, _run(base_url, _calls(kind, seeded[kind]), concurrency))
             finally:
                 _stop(server)
-            by_kind = {
-                kind: _entry(clicks, *runs[kind], _recorded(rt, kind)) for kind in kinds
-            }
+            by_kind = {kind: _entry(clicks, *runs[kind], _recorded(rt, kind)) for kind in kinds}
             queued = int(redis_client(redis.url).llen(CELERY_QUEUE))
             database = rt.engine.dialect.name
         finally:
