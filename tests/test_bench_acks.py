@@ -99,11 +99,18 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(180)
-def test_web_with_two_workers_answers_from_two_processes_and_stops_them(
-    settings: Settings, redis_url: str, tmp_path: Path
-) -> None:
+def alive(pid: int) -> bool:
+    """A worker still running (not merely a zombie waiting for its parent)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "spawn_main" in cmdline(pid) and "State:\tZ" not in status
+
+
+def start_web(
+    settings: Settings, redis_url: str, tmp_path: Path, workers: int
+) -> tuple[subprocess.Popen[bytes], int]:
     from cadence.store.db import make_engine, upgrade
 
     engine = make_engine(settings.database_url)
@@ -118,31 +125,46 @@ def test_web_with_two_workers_answers_from_two_processes_and_stops_them(
         CADENCE_ENV="development",
         CADENCE_SLACK_SIGNING_SECRET="a-test-signing-secret",
     )
-    command = [sys.executable, "-m", "cadence", "web", "--port", str(port), "--workers", "2"]
+    command = [sys.executable, "-m", "cadence", "web", "--port", str(port)]
+    command += ["--workers", str(workers)]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    workers: list[int] = []
+    return server, port
+
+
+def wait_for_workers(server: subprocess.Popen[bytes], port: int, workers: int) -> list[int]:
+    """The worker processes, once there are `workers` of them and the app answers."""
+    deadline = time.monotonic() + 90
+    found: list[int] = []
+    answered = False
+    while time.monotonic() < deadline and not (answered and len(found) == workers):
+        assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+        found = [p for p in children(server.pid) if "spawn_main" in cmdline(p)]
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+            answered = health.status_code == 200
+            # A Slack click reaches the real route in a worker: unsigned, so refused.
+            click = httpx.post(f"http://127.0.0.1:{port}/slack/interactions", content=b"")
+            assert click.status_code == 401
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    assert answered and len(found) == workers, (answered, found)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_web_with_two_workers_answers_from_two_processes_and_stops_them(
+    settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    server, port = start_web(settings, redis_url, tmp_path, workers=2)
     try:
-        deadline = time.monotonic() + 90
-        answered = False
-        while time.monotonic() < deadline and not (answered and len(workers) == 2):
-            assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-            workers = [p for p in children(server.pid) if "spawn_main" in cmdline(p)]
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
-                answered = health.status_code == 200
-                # A Slack click is answered by the real route in a worker: unsigned, refused.
-                click = httpx.post(f"http://127.0.0.1:{port}/slack/interactions", content=b"")
-                assert click.status_code == 401
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        assert answered and len(workers) == 2, (answered, workers)
+        workers = wait_for_workers(server, port, 2)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     assert server.returncode == 0
-    for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "spawn_main" not in cmdline(pid)
+    assert not any(alive(pid) for pid in workers)
 
 
 @pytest.mark.parametrize(
@@ -168,3 +190,20 @@ def test_bad_options_are_refused_with_a_sentence(
     # Rich wraps the message in a box as wide as the terminal.
     text = " ".join(result.err.replace("│", " ").split())
     assert message in text and "Traceback" not in text, text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_web_workers_stop_when_their_supervisor_is_killed(
+    settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    server, port = start_web(settings, redis_url, tmp_path, workers=2)
+    workers = wait_for_workers(server, port, 2)
+    server.kill()  # SIGKILL: the supervisor cannot tell its workers anything
+    server.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)

@@ -10,8 +10,11 @@ the database sees `workers x (pool_size + max_overflow)` connections at most.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
+import sys
 
 import uvicorn
 from fastapi import FastAPI
@@ -23,12 +26,31 @@ APP_FACTORY = "cadence.web.serve:app_from_environment"
 # How the parent tells its workers the log level it was given.
 LOGLEVEL_ENV = "CADENCE_WEB_LOGLEVEL"
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+# The supervising process's id, so a worker can tell whether it is already an orphan.
+PARENT_ENV = "CADENCE_WEB_PARENT_PID"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Stop (gracefully, by SIGTERM) when the supervising process dies, even by SIGKILL.
+
+    Without this a killed `cadence web --workers N` leaves its workers answering on the
+    shared socket, out of anyone's sight; in a container they die with it anyway.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    parent = os.environ.get(PARENT_ENV)
+    if parent and os.getppid() != int(parent):  # it died before the line above ran
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def app_from_environment() -> FastAPI:
     """The app for one worker process, from the same environment as its parent."""
     from cadence.web.app import create_app
 
+    _die_with_parent()
     logging.basicConfig(level=os.environ.get(LOGLEVEL_ENV, "INFO"), format=LOG_FORMAT)
     settings = load_settings()
     assert settings.redis_url, "the parent process sets CADENCE_REDIS_URL for its workers"
@@ -60,4 +82,5 @@ def serve(
     # server this process started, so it is passed on explicitly.
     os.environ["CADENCE_REDIS_URL"] = redis_url
     os.environ[LOGLEVEL_ENV] = level.upper()
+    os.environ[PARENT_ENV] = str(os.getpid())
     uvicorn.run(factory, factory=True, workers=workers, **options)  # type: ignore[arg-type]
