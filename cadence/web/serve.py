@@ -37,12 +37,13 @@ def _die_with_parent() -> None:
     Without this a killed `cadence web --workers N` leaves its workers answering on the
     shared socket, out of anyone's sight; in a container they die with it anyway.
     """
-    if not sys.platform.startswith("linux"):
+    parent = os.environ.get(PARENT_ENV)
+    # Unset, or this very process: it serves by itself, with no supervisor to outlive.
+    if not parent or int(parent) == os.getpid() or not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    parent = os.environ.get(PARENT_ENV)
-    if parent and os.getppid() != int(parent):  # it died before the line above ran
+    if os.getppid() != int(parent):  # it died before the line above ran
         os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -82,5 +83,8 @@ def serve(
     # server this process started, so it is passed on explicitly.
     os.environ["CADENCE_REDIS_URL"] = redis_url
     os.environ[LOGLEVEL_ENV] = level.upper()
-    os.environ[PARENT_ENV] = str(os.getpid())
+    if workers > 1:
+        os.environ[PARENT_ENV] = str(os.getpid())
+    else:
+        os.environ.pop(PARENT_ENV, None)
     uvicorn.run(factory, factory=True, workers=workers, **options)  # type: ignore[arg-type]
