@@ -207,3 +207,23 @@ def test_web_workers_stop_when_their_supervisor_is_killed(
     assert not any(alive(pid) for pid in workers)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+
+
+def test_the_ceiling_route_is_only_in_the_benchs_server(
+    settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cadence.bench.ack_server import CEILING_PREFIX, ceiling_app
+    from cadence.web.app import create_app
+    from cadence.web.serve import app_from_environment
+
+    def paths(app: Any) -> set[str]:
+        return set(app.openapi()["paths"])
+
+    monkeypatch.setenv("CADENCE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CADENCE_REDIS_URL", redis_url)
+    monkeypatch.setenv("CADENCE_STATE_DIR", str(settings.state_dir))
+    for app in (create_app(settings, redis_url), app_from_environment()):
+        assert not any(path.startswith(CEILING_PREFIX) for path in paths(app))
+    bench_paths = paths(ceiling_app())
+    assert {CEILING_PREFIX + "/slack/interactions", CEILING_PREFIX + "/ack/{token}"} <= bench_paths
+    assert paths(create_app(settings, redis_url)) <= bench_paths  # the same app, plus the ceiling
