@@ -136,7 +136,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_server(settings: Settings, port: int, workers: int) -> subprocess.Popen[bytes]:
+def _start_server(
+    settings: Settings, port: int, workers: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """The server writes its log to a file: a pipe nobody reads during the run would, once
+    full, stop a server that logs."""
     env = dict(os.environ)
     env.update(
         CADENCE_DATABASE_URL=settings.database_url,
@@ -149,11 +153,12 @@ def _start_server(settings: Settings, port: int, workers: int) -> subprocess.Pop
     )
     command = [sys.executable, "-m", "cadence.bench.ack_server", "--port", str(port)]
     command += ["--workers", str(workers), "--loglevel", "WARNING"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with log.open("wb") as err:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
 
 def _wait_ready(
-    base_url: str, server: subprocess.Popen[bytes], workers: int, timeout: float = 120
+    base_url: str, server: subprocess.Popen[bytes], workers: int, log: Path, timeout: float = 120
 ) -> None:
     """Up when every worker has answered: the socket is shared, so a burst sent as soon as
     the first one listens would be served by fewer processes than asked for."""
@@ -161,7 +166,7 @@ def _wait_ready(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            err = server.stderr.read().decode(errors="replace") if server.stderr else ""
+            err = log.read_text(errors="replace")
             raise RuntimeError(f"the web server exited with {server.returncode}: {err[-2000:]}")
         try:
             # A new connection each time, so the kernel may hand it to any worker.
@@ -367,10 +372,11 @@ def acks(
             seeded = _seed(rt, clicks, datetime.now(UTC), kinds)
             port = _free_port()
             base_url = f"http://127.0.0.1:{port}"
-            server = _start_server(settings, port, workers)
+            log = root / "server.log"
+            server = _start_server(settings, port, workers, log)
             runs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
             try:
-                _wait_ready(base_url, server, workers)
+                _wait_ready(base_url, server, workers, log)
                 for kind in kinds:
                     # The ceiling first: it also warms every worker up before Cadence's run.
                     ceiling = _run(base_url, _calls(kind, seeded[kind], CEILING_PREFIX),
