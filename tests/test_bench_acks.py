@@ -33,7 +33,7 @@ def check_kind(figures: dict[str, Any], clicks: int) -> None:
     assert figures["latency_ms"]["p99"] <= figures["latency_ms"]["max"]
     assert figures["responses"] == {"200": clicks}
     assert figures["recorded"] == {
-        "counted": clicks, "rows": clicks, "lost": 0, "exactly_once": True,
+        "counted": clicks, "rows": clicks, "lost": 0, "lost_after_200": 0, "exactly_once": True,
     }  # fmt: skip
     ceiling = figures["ceiling"]
     assert ceiling["responses"] == {"200": clicks} and ceiling["per_second"] > 0

@@ -244,32 +244,36 @@ def email_calls(seeded: Seeded, prefix: str = "") -> list[Call]:
 
 async def _send_all(
     base_url: str, calls: list[Call], concurrency: int
-) -> tuple[float, list[float], Counter[str]]:
+) -> tuple[float, list[float], Counter[str], set[int]]:
     gate = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
+    answered: set[int] = set()  # which calls got a 200
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
 
-        async def one(call: Call) -> None:
+        async def one(i: int, call: Call) -> None:
             async with gate:
                 path, body, headers = call()
                 started = time.perf_counter()
                 try:
                     response = await client.post(path, content=body, headers=headers)
                     statuses[str(response.status_code)] += 1
+                    if response.status_code == 200:
+                        answered.add(i)
                 except httpx.HTTPError as exc:
                     statuses[type(exc).__name__] += 1
                 latencies.append(time.perf_counter() - started)
 
         started = time.monotonic()
-        await asyncio.gather(*(one(call) for call in calls))
-        return time.monotonic() - started, latencies, statuses
+        await asyncio.gather(*(one(i, call) for i, call in enumerate(calls)))
+        return time.monotonic() - started, latencies, statuses, answered
 
 
-def _run(base_url: str, calls: list[Call], concurrency: int) -> dict[str, Any]:
-    seconds, latencies, statuses = asyncio.run(_send_all(base_url, calls, concurrency))
-    return {
+def _run(base_url: str, calls: list[Call], concurrency: int) -> tuple[dict[str, Any], set[int]]:
+    """The figures of one run, and which calls (by index) were answered 200."""
+    seconds, latencies, statuses, answered = asyncio.run(_send_all(base_url, calls, concurrency))
+    figures = {
         "seconds": round(seconds, 3),
         "per_second": round(statuses["200"] / seconds, 1) if seconds else None,
         "latency_ms": {
@@ -279,6 +283,7 @@ def _run(base_url: str, calls: list[Call], concurrency: int) -> dict[str, Any]:
         },
         "responses": dict(sorted(statuses.items())),
     }
+    return figures, answered
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -288,25 +293,27 @@ def _percentile(values: list[float], share: float) -> float:
     return cuts[max(0, min(98, round(share * 100) - 1))]
 
 
-def _recorded(rt: Runtime, channel: str) -> dict[str, int]:
+def _recorded(rt: Runtime, channel: str) -> tuple[dict[str, int], set[int]]:
+    """Counts of the answers on this channel, and the deliveries with a counted one."""
     a, d = Acknowledgement, Delivery
     on_channel = a.delivery_id.in_(select(d.id).where(d.channel == channel))
     with session_scope(rt.sessions) as session:
         counted = session.scalar(select(func.count()).select_from(a).where(a.counted, on_channel))
         total = session.scalar(select(func.count()).select_from(a).where(on_channel))
-        deliveries = session.scalar(
-            select(func.count(func.distinct(a.delivery_id))).where(a.counted, on_channel)
-        )
-    return {
-        "counted": int(counted or 0),
-        "rows": int(total or 0),
-        "deliveries": int(deliveries or 0),
-    }
+        ids = set(session.scalars(select(a.delivery_id).where(a.counted, on_channel)))
+    return {"counted": int(counted or 0), "rows": int(total or 0), "deliveries": len(ids)}, ids
 
 
-def _entry(clicks: int, ceiling: dict[str, Any], cadence: dict[str, Any], recorded: dict[str, int]
-           ) -> dict[str, Any]:  # fmt: skip
-    """One kind's figures, under the keys the bench has always printed."""
+def _entry(
+    clicks: int,
+    ceiling: dict[str, Any],
+    cadence: dict[str, Any],
+    recorded: dict[str, int],
+    answered_not_recorded: int,
+) -> dict[str, Any]:
+    """One kind's figures, under the keys the bench has always printed. `lost` counts every
+    request not recorded; `lost_after_200` only those answered 200 (the ones a client, Slack
+    included, would not send again)."""
     seconds = cadence["seconds"]
     per_second = round(recorded["counted"] / seconds, 1) if seconds else None
     lost = clicks - recorded["deliveries"]
@@ -319,6 +326,7 @@ def _entry(clicks: int, ceiling: dict[str, Any], cadence: dict[str, Any], record
             "counted": recorded["counted"],
             "rows": recorded["rows"],
             "lost": lost,
+            "lost_after_200": answered_not_recorded,
             "exactly_once": recorded["counted"] == clicks
             and recorded["rows"] == clicks
             and lost == 0,
@@ -374,17 +382,23 @@ def acks(
             base_url = f"http://127.0.0.1:{port}"
             log = root / "server.log"
             server = _start_server(settings, port, workers, log)
-            runs: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+            runs: dict[str, tuple[dict[str, Any], dict[str, Any], set[int]]] = {}
             try:
                 _wait_ready(base_url, server, workers, log)
                 for kind in kinds:
                     # The ceiling first: it also warms every worker up before Cadence's run.
-                    ceiling = _run(base_url, _calls(kind, seeded[kind], CEILING_PREFIX),
-                                   concurrency)  # fmt: skip
-                    runs[kind] = (ceiling, _run(base_url, _calls(kind, seeded[kind]), concurrency))
+                    ceiling, _ = _run(base_url, _calls(kind, seeded[kind], CEILING_PREFIX),
+                                      concurrency)  # fmt: skip
+                    cadence, answered = _run(base_url, _calls(kind, seeded[kind]), concurrency)
+                    runs[kind] = (ceiling, cadence, answered)
             finally:
                 _stop(server)
-            by_kind = {kind: _entry(clicks, *runs[kind], _recorded(rt, kind)) for kind in kinds}
+            by_kind = {}
+            for kind in kinds:
+                ceiling, cadence, answered = runs[kind]
+                recorded, ids = _recorded(rt, kind)
+                missing = len({seeded[kind][i][0] for i in answered} - ids)
+                by_kind[kind] = _entry(clicks, ceiling, cadence, recorded, missing)
             queued = int(redis_client(redis.url).llen(CELERY_QUEUE))
             database = rt.engine.dialect.name
         finally:
