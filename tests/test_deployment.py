@@ -218,7 +218,9 @@ def test_services_depend_on_healthy_parts_and_each_has_a_health_check() -> None:
         assert services[name]["healthcheck"]["test"][:3] == ["CMD", "cadence", "health"]
         assert services[name]["healthcheck"]["test"][3] == name
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    assert services["web"]["command"] == ["web", "--host", "0.0.0.0", "--port", "8000"]
+    assert services["web"]["command"] == [
+        "web", "--host", "0.0.0.0", "--port", "8000", "--workers", "2",
+    ]  # fmt: skip
     assert services["web"]["ports"] == ["8000:8000"]
 
 

@@ -71,16 +71,71 @@ def faults(
         raise typer.Exit(1)
 
 
+ACK_KINDS = {"slack": ("slack",), "email": ("email",), "both": ("slack", "email")}
+
+
+def postgresql_url(value: str) -> str:
+    """A PostgreSQL URL the bench can reach, or a clear refusal (exit code 2)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    hint = "--database-url"
+    try:
+        backend = make_url(value).get_backend_name()
+    except ArgumentError:
+        raise typer.BadParameter(
+            f"{value!r} is not a database URL; use postgresql+psycopg://USER@HOST:PORT/DB",
+            param_hint=hint,
+        ) from None
+    if backend != "postgresql":
+        raise typer.BadParameter(
+            f"the bench runs on SQLite by itself; give a PostgreSQL URL here, not {backend}",
+            param_hint=hint,
+        )
+    from cadence.store.db import make_engine
+
+    engine = make_engine(value)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise typer.BadParameter(f"cannot connect: {reason}", param_hint=hint) from None
+    finally:
+        engine.dispose()
+    return value
+
+
 @bench_app.command("acks")
 def acks(
     clicks: int = typer.Option(2000, "--clicks", min=1, max=1_000_000),
     concurrency: int = typer.Option(32, "--concurrency", min=1, max=1024, help="In flight."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", help="A PostgreSQL URL to run on (a scratch schema is used)."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Web processes serving the clicks."
+    ),
+    kind: str = typer.Option("slack", "--kind", help="slack, email or both."),
 ) -> None:
-    """N signed Slack "Got it" clicks against `cadence web` in its own process: answers per
-    second, latency, and a check that every click was recorded exactly once."""
+    """N signed Slack "Got it" clicks (or email-link POSTs) against the web app in processes
+    of its own: answers per second, latency, a check that every one was recorded exactly
+    once, and the same server's ceiling (the same requests checked, nothing recorded)."""
     from cadence.bench.acks import acks as run
 
-    typer.echo(json.dumps(run(clicks, concurrency=concurrency), indent=2))
+    if kind not in ACK_KINDS:
+        raise typer.BadParameter("choose slack, email or both", param_hint="--kind")
+    if database_url is not None:
+        database_url = postgresql_url(database_url)
+    result = run(
+        clicks,
+        concurrency=concurrency,
+        database_url=database_url,
+        workers=workers,
+        kinds=ACK_KINDS[kind],
+    )
+    typer.echo(json.dumps(result, indent=2))
 
 
 @bench_app.command("dashboard")
