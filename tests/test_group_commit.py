@@ -188,3 +188,35 @@ def test_a_click_is_answered_only_after_its_answer_is_committed(
         clicker.join(30)
     assert [r.status_code for r in answered] == [200]
     assert acknowledged(engine) == {sent.id}
+
+
+def test_a_group_whose_commit_fails_is_written_again_one_answer_at_a_time(
+    session: Session, engine: Engine, writer: GroupCommit
+) -> None:
+    """One answer breaks a rule the database checks only at commit: the group's commit fails,
+    nobody has been answered, and each answer is then written alone, so only that one fails."""
+    sent = seed(session, 6)
+    bad = sent[2]
+
+    def fails_at_commit(s: Session) -> None:
+        record_answer(s, bad.id, make_answer("ack"), via="slack", now=NOW, person_id=bad.person_id)
+        if s.get_bind().dialect.name == "sqlite":
+            s.execute(text("PRAGMA defer_foreign_keys = ON"))
+            s.add(Team(path="Orphan", name="Orphan", parent_id=999_999))
+            s.flush()
+        else:
+            # A unique key checked at commit: the same value twice passes every statement.
+            s.execute(
+                text(
+                    "CREATE TEMP TABLE IF NOT EXISTS checked_at_commit (n integer "
+                    "UNIQUE DEFERRABLE INITIALLY DEFERRED) ON COMMIT DROP"
+                )
+            )
+            s.execute(text("INSERT INTO checked_at_commit VALUES (1), (1)"))
+
+    futures = [writer.submit(fails_at_commit if d is bad else ack(d.id, d.person_id)) for d in sent]
+    outcomes = [fut.exception(timeout=30) or fut.result() for fut in futures]
+    assert isinstance(outcomes[2], Exception)
+    assert all(isinstance(o, Recorded) for i, o in enumerate(outcomes) if i != 2), outcomes
+    assert writer.groups == 5, "after the failed group, each good answer committed alone"
+    assert acknowledged(engine) == {d.id for d in sent} - {bad.id}

@@ -126,22 +126,23 @@ class GroupCommit:
 
     def _write(self, group: list[_Item[Any]]) -> None:
         outcomes: list[tuple[_Item[Any], Any, BaseException | None]] = []
+        session = self.sessions()
         try:
-            with self.sessions() as session:
-                if session.get_bind().dialect.name == "sqlite":
-                    # Take SQLite's write lock first, waiting for it like any writer: a
-                    # transaction that reads, then writes, is refused at once ("database
-                    # is locked") when another process is writing, instead of waiting.
-                    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-                for item in group:
-                    try:
-                        with session.begin_nested():
-                            outcomes.append((item, item.work(session), None))
-                    except Exception as exc:  # that answer's own problem, not the group's
-                        outcomes.append((item, None, exc))
-                session.commit()
-                self.groups += 1
+            if session.get_bind().dialect.name == "sqlite":
+                # Take SQLite's write lock first, waiting for it like any writer: a
+                # transaction that reads, then writes, is refused at once ("database is
+                # locked") when another process is writing, instead of waiting.
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            for item in group:
+                try:
+                    with session.begin_nested():
+                        outcomes.append((item, item.work(session), None))
+                except Exception as exc:  # that answer's own problem, not the group's
+                    outcomes.append((item, None, exc))
+            session.commit()
+            self.groups += 1
         except Exception as exc:
+            _abandon(session)
             if len(group) == 1:
                 group[0].future.set_exception(exc)
                 return
@@ -149,8 +150,21 @@ class GroupCommit:
             for item in group:
                 self._write([item])
             return
+        finally:
+            session.close()
         for item, value, error in outcomes:
             if error is None:
                 item.future.set_result(value)
             else:
                 item.future.set_exception(error)
+
+
+def _abandon(session: Session) -> None:
+    """Roll back a transaction whose commit failed. SQLite keeps a transaction open when its
+    COMMIT is refused (a foreign key checked at commit); without this rollback the pooled
+    connection carries it into the next group ("cannot start a transaction within a
+    transaction")."""
+    try:
+        session.rollback()
+    except Exception:  # the connection is gone: closing the session discards it
+        log.exception("could not roll back a group of answers that did not commit")
