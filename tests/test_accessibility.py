@@ -17,7 +17,8 @@ from cadence.access.users import get_user
 from cadence.answers.tokens import make_ack_token
 from cadence.directory.audience import Audience
 from cadence.messages.approvals import set_requires_approval, submit
-from cadence.messages.core import CadenceSpec, CoreMessageSpec, add_core_message
+from cadence.messages.core import CadenceSpec, CoreMessageSpec, add_core_message, pause
+from cadence.messages.drafts import save_draft
 from cadence.store.db import session_scope
 from cadence.store.models import Delivery, Occurrence
 from tests.accessibility import assert_accessible
@@ -128,3 +129,30 @@ def test_pages_with_a_message_waiting_for_approval_are_accessible(
         checked.goto(live.url + path)
         assert "Queue closes at five" in checked.content()
         assert_accessible(checked)
+
+
+def test_a_paused_message_and_a_reopened_draft_are_accessible(
+    checked: Page,
+    live: Live,  # noqa: F811
+) -> None:
+    """The resume confirmation of a paused message, and the compose page holding a draft."""
+    with session_scope(live.runtime.sessions) as session:
+        pause(session, live.org.sales_id, NOW)
+        spec = CoreMessageSpec(
+            title="Draft: the queue closes at five",
+            body="Hello {{ person.first_name }}, the queue closes at **five**.",
+            audience=Audience(trees=("lead.a@example.com",)),
+            channels=["email"],
+            cadence=CadenceSpec(rrule="FREQ=WEEKLY;BYDAY=MO", start=datetime(2026, 3, 16, 9, 0)),
+        )
+        author = get_user(session, "lead.a@example.com")
+        draft_id = save_draft(session, spec, author, NOW, None).id
+    sign_in(checked, live, "comms@example.com")
+    checked.goto(f"{live.url}/dashboard/messages/{live.org.sales_id}/resume")
+    assert checked.get_by_role("button", name="Resume").count() >= 1
+    assert_accessible(checked)
+    checked.context.clear_cookies()
+    sign_in(checked, live, "lead.a@example.com")
+    checked.goto(f"{live.url}/dashboard/compose/{draft_id}")
+    assert checked.input_value("#title") == "Draft: the queue closes at five"
+    assert_accessible(checked)
