@@ -131,6 +131,7 @@ def test_editing_a_launch_nobody_was_told_of_sends_no_correction(site: Site) -> 
         assert done.headers["location"] == f"/dashboard/launches/{launch_id}?edited=0"
         banner = client.get(done.headers["location"]).text
         assert "Saved. Nobody had been told yet" in banner
+        assert f'href="{edit_path(launch_id)}"' in banner  # the launch's page leads back
     title, _, version, _, points, faq, customer_at, _, corrections = state(site, launch_id)
     assert (title, version, points, faq, corrections) == (
         "Saturday opening",
@@ -224,6 +225,8 @@ def test_a_cancelled_launch_cannot_be_edited(site: Site) -> None:
             cancel_launch(session, launch_id, NOW)
         before = state(site, launch_id)
         assert "is cancelled, so it cannot be edited" in client.get(edit_path(launch_id)).text
+        launch_page = client.get(f"/dashboard/launches/{launch_id}").text
+        assert f'href="{edit_path(launch_id)}"' not in launch_page
         answer = client.post(
             edit_path(launch_id),
             data={"csrf": csrf, **form_of(launch_id, site, title="Back on")},
@@ -251,6 +254,15 @@ def test_only_comms_and_the_author_may_edit_a_launch(site: Site) -> None:
         assert client.get(edit_path(site.org.everyone_id)).status_code == 404  # not a launch
         assert client.get("/dashboard/launches/x/edit").status_code == 404
     assert state(site, others) == before
+
+
+def test_a_crafted_banner_link_cannot_choose_the_words(site: Site) -> None:
+    launch = f"/dashboard/launches/{site.org.launch_id}"
+    with sign_in(site, COMMS) as client:  # type: ignore[arg-type]
+        crafted = client.get(launch, params={"edited": "Call 555-0100"}).text
+        real = client.get(launch, params={"edited": "1"}).text
+    assert "555-0100" not in crafted and "Saved." not in crafted
+    assert "Saved. 1 correction goes to those already told." in real
 
 
 def test_a_cross_site_post_changes_nothing(site: Site) -> None:
@@ -302,6 +314,12 @@ def test_the_launch_edit_page_is_accessible(
     assert page.get_attribute("#title", "aria-invalid") == "true"
     assert page.get_attribute("#customer_copy", "aria-invalid") == "true"
     assert_accessible(page)
+    page.fill("#title", "Same-day refunds for all")
+    page.fill("#customer_copy", "Refunds now arrive the same day.")
+    page.fill("#customer_at", "2026-03-13T12:00")
+    page.get_by_role("button", name="Save the launch").click()
+    assert "Saved. 2 corrections" in page.inner_text("[role=status]")
+    page.screenshot(path="/tmp/launch-edit-saved.png", full_page=True)
 
 
 def test_a_refused_edit_is_an_input_error_for_the_command_line(site: Site) -> None:

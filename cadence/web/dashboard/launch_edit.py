@@ -48,6 +48,14 @@ def purpose_of(message_id: int) -> str:
     return f"launch-edit-{message_id}"
 
 
+def can_edit(viewer: Viewer, message: Message) -> bool:
+    """Whether the launch's page offers its edit page to this viewer."""
+    return (
+        policy.can_change_message(viewer, message)
+        and message.status != MessageStatus.CANCELLED.value
+    )
+
+
 def saved_notice(edited: str) -> str:
     """The launch page's banner after a save; `edited` is the number of corrections."""
     if not edited.isdigit() or len(edited) > 9:
@@ -55,7 +63,8 @@ def saved_notice(edited: str) -> str:
     count = int(edited)
     if count == 0:
         return "Saved. Nobody had been told yet, so no correction is sent."
-    return f"Saved. {count} {'correction' if count == 1 else 'corrections'} to those already told."
+    sent = "1 correction goes" if count == 1 else f"{count} corrections go"
+    return f"Saved. {sent} to those already told."
 
 
 def _text(value: str) -> str:

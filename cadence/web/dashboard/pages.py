@@ -454,6 +454,7 @@ def router(deps: WebDeps) -> APIRouter:
                     or not policy.can_see_message(session, viewer, message)
                 ):
                     raise Refused(*NOT_FOUND)
+                editable = launch_edit.can_edit(viewer, message)
                 now = deps.clock()
                 within = policy.tree_ids(session, viewer)
                 status = launch_status(session, message_id, launch_ctx, now, within)
@@ -487,6 +488,7 @@ def router(deps: WebDeps) -> APIRouter:
                 as_of=present.when(now),
                 scoped=within is not None,
                 notice=notice,
+                editable=editable,
             )
 
         return run(request, build)
