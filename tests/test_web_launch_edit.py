@@ -149,6 +149,7 @@ def test_the_corrections_counted_are_the_corrections_written(site: Site) -> None
         shown = client.get(edit_path(launch_id)).text
         promised = count(shown, "corrections")
         assert promised == 2 and count(shown, "told") == 2
+        assert "(ann@example.com, lead.a@example.com)" in shown
         # A browser sends a textarea's line ends as CRLF: an untouched field is unchanged.
         form = form_of(launch_id, site, body="Refunds under 80 EUR\r\nare approved at once.")
         done = post_form(client, site, edit_path(launch_id), form)

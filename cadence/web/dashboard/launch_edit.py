@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cadence.access import policy
@@ -35,12 +36,13 @@ from cadence.launches.cascade import (
 from cadence.launches.changes import EditRefused, LaunchEdit, already_told, edit_launch
 from cadence.planning.recurrence import zone
 from cadence.store.db import session_scope
-from cadence.store.models import Launch, Message, MessageKind, MessageStatus
+from cadence.store.models import Launch, Message, MessageKind, MessageStatus, Person
 from cadence.web.dashboard.common import NOT_FOUND, Frame, Refused
 from cadence.web.dashboard.compose_launch import zone_names
 from cadence.web.dashboard.launch_form import LABELS
 
 TIME_SHAPE = "%Y-%m-%dT%H:%M"
+SHOWN = 20  # the people already told named on the page; the rest are counted
 
 
 def purpose_of(message_id: int) -> str:
@@ -104,6 +106,7 @@ class Consequences:
 
     corrections: int  # correction deliveries a changed title, message or copy writes
     people: int  # the people those go to
+    names: list[str]  # their emails, the first `SHOWN` of them
     customer_at: str  # the customer time as it stands, in the launch's zone
     blocked: str  # why the launch cannot be edited at all, or ""
 
@@ -112,6 +115,12 @@ def consequences_of(
     session: Session, message: Message, launch: Launch, now: datetime
 ) -> Consequences:
     told = already_told(session, message.id)
+    people = {person for person, _ in told}
+    names = list(
+        session.scalars(
+            select(Person.email).where(Person.id.in_(people)).order_by(Person.email).limit(SHOWN)
+        )
+    )
     blocked = ""
     if message.status == MessageStatus.CANCELLED.value:
         blocked = "This launch is cancelled, so it cannot be edited."
@@ -120,7 +129,8 @@ def consequences_of(
     local = launch.customer_at.astimezone(ZoneInfo(launch.customer_zone))
     return Consequences(
         len(told),
-        len({person for person, _ in told}),
+        len(people),
+        names,
         f"{local:%a %d %b %Y, %H:%M} ({launch.customer_zone})",
         blocked,
     )
