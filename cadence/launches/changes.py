@@ -16,12 +16,12 @@ from cadence.launches.cascade import (
     LAUNCH_PURPOSE,
     LaunchContext,
     LaunchSpec,
-    _refuse_if_late,
-    _validate,
     follow_up_now,
     get_launch,
     launch_occurrence,
+    launch_problems,
     plan,
+    refusal,
 )
 from cadence.store.bulk import insert_ignoring_duplicates
 from cadence.store.models import (
@@ -82,6 +82,15 @@ class LaunchEdit:
     customer_at: datetime | None = None
 
 
+class EditRefused(InputError):
+    """An edit refused, each problem line with the field it is about (`title`, `body`,
+    `customer_copy`, `customer_at`), so a form can show it there; it reads as before."""
+
+    def __init__(self, summary: str, keyed: list[tuple[str, str]]) -> None:
+        self.keyed = keyed
+        super().__init__(summary, [line for _, line in keyed])
+
+
 def edit_launch(
     session: Session, message_id: int, edit: LaunchEdit, now: datetime, ctx: LaunchContext
 ) -> tuple[Message, int]:
@@ -102,9 +111,9 @@ def edit_launch(
         customer_zone=launch.customer_zone,
         audience=Audience.from_json(message.audience),
     )
-    found = _validate(spec, now)
+    found = [(key, line) for key, line in launch_problems(spec, now) if key != "channels"]
     if found:
-        raise InputError("edit refused:", found)
+        raise EditRefused("edit refused:", found)
     material = (spec.title.strip(), spec.body, spec.customer_copy) != (
         message.title,
         message.body,
@@ -113,7 +122,9 @@ def edit_launch(
     if edit.customer_at is not None and edit.customer_at != launch.customer_at:
         launch.customer_at = edit.customer_at
         launch.planned_from = now
-        _refuse_if_late(plan(session, message, launch, ctx))
+        if (late := refusal(plan(session, message, launch, ctx))) is not None:
+            # Every line is about the new customer time: the timeline it no longer fits.
+            raise EditRefused(late.summary, [("customer_at", line) for line in late.problems])
     message.title, message.body, launch.customer_copy = (
         spec.title.strip(),
         spec.body,

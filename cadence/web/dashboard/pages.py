@@ -55,6 +55,7 @@ from cadence.web.dashboard import (
     calendar,
     compose,
     compose_launch,
+    launch_edit,
     manage,
     my_team,
     sign_in,
@@ -119,6 +120,7 @@ def router(deps: WebDeps) -> APIRouter:
     launch_ctx = context_from(settings)
     frame = Frame(deps)
     routes.include_router(sign_in.router(frame))
+    routes.include_router(launch_edit.router(frame))
     # Before compose's `/dashboard/compose/{message_id}`, which would claim ".../launch".
     routes.include_router(compose_launch.router(frame))
     routes.include_router(compose.router(frame))
@@ -436,9 +438,11 @@ def router(deps: WebDeps) -> APIRouter:
         return run(request, build)
 
     @routes.get("/dashboard/launches/{message_id}", response_class=HTMLResponse)
-    def launch_page(request: Request, message_id: str) -> Response:
+    def launch_page(request: Request, message_id: str, edited: str = "") -> Response:
         """A launch's compliance: did staff hear before customers, leaders before teams."""
         raw_id = message_id
+        # Only a number comes from the link, so a crafted one cannot choose the words.
+        notice = launch_edit.saved_notice(edited)
 
         def build(viewer: Viewer) -> Response:
             message_id = page_id(raw_id)
@@ -450,6 +454,7 @@ def router(deps: WebDeps) -> APIRouter:
                     or not policy.can_see_message(session, viewer, message)
                 ):
                     raise Refused(*NOT_FOUND)
+                editable = launch_edit.can_edit(viewer, message)
                 now = deps.clock()
                 within = policy.tree_ids(session, viewer)
                 status = launch_status(session, message_id, launch_ctx, now, within)
@@ -482,6 +487,8 @@ def router(deps: WebDeps) -> APIRouter:
                 tables=[releases_table],
                 as_of=present.when(now),
                 scoped=within is not None,
+                notice=notice,
+                editable=editable,
             )
 
         return run(request, build)
