@@ -95,6 +95,7 @@ SHOTS = [
     Shot("calendar", "comms", "/dashboard/calendar"),
     Shot("admin", "comms", "/dashboard/admin"),
     Shot("messages", "comms", "/dashboard/messages"),
+    Shot("launch-edit", "comms", "/dashboard/launches/{Same-day refunds}/edit"),
     Shot("approvals", "comms", "/dashboard/approvals"),
     Shot("compose-launch", "comms", "/dashboard/compose/launch", _launch_too_soon),
     Shot("team", "leader", "/dashboard/my-team", _add_a_note),

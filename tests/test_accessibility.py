@@ -35,6 +35,7 @@ PAGES = [
     ("/dashboard/messages/{everyone_id}", "lead.a@example.com"),
     ("/dashboard/launches/{launch_id}", "comms@example.com"),
     ("/dashboard/launches/{launch_id}", "lead.a@example.com"),
+    ("/dashboard/launches/{launch_id}/edit", "comms@example.com"),
     ("/dashboard/messages/999999", "comms@example.com"),
     ("/dashboard/compose", "comms@example.com"),
     ("/dashboard/compose", "lead.a@example.com"),
