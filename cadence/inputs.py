@@ -20,6 +20,7 @@ from cadence.errors import InputError
 # Ids are 32-bit integers in every database Cadence supports; a larger one names nothing.
 MAX_ID = 2**31 - 1
 _ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
+_DIGITS = re.compile(r"[0-9]+")
 
 # Days outside this range are never meant, and near date.max a day's end cannot be computed.
 FIRST_DAY = date(2000, 1, 1)
@@ -56,6 +57,12 @@ def parse_id(text: str | int, what: str = "id") -> int:
     if not _ASCII_DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
         raise InputError(f"{what} {shown(raw)} is not an id (a whole number from 1 to {MAX_ID})")
     return int(raw)
+
+
+def is_digits(text: str) -> bool:
+    """Whether `text` is ASCII digits only, so `int(text)` reads it. `str.isdigit` is also
+    true of superscripts ("²") and other scripts' digits, which `int` refuses."""
+    return _DIGITS.fullmatch(text) is not None
 
 
 def is_id(text: str) -> bool:

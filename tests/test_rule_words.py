@@ -37,6 +37,8 @@ def test_common_rules_read_as_words(rule: str, words: str) -> None:
         "FREQ=SECONDLY",
         "FREQ=WEEKLY;INTERVAL=0",
         "FREQ=DAILY;COUNT=x",
+        "FREQ=DAILY;COUNT=²",  # a digit to str.isdigit, not to int
+        "FREQ=WEEKLY;INTERVAL=²;BYDAY=MO",
         "FREQ=DAILY;FREQ=WEEKLY",
         "not a rule",
         "",

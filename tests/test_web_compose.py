@@ -509,3 +509,17 @@ def test_the_page_with_its_problems_and_previews_is_accessible(
     page.fill("#title", "Now complete")
     expect(page.locator('[data-preview="sends"]')).to_be_visible()
     assert_accessible(page)
+
+
+def test_digits_that_are_not_ascii_are_a_field_problem_not_a_failure(live: Live) -> None:
+    """ "²" is a digit to `str.isdigit` but not to `int`: the every-N-weeks field refuses it,
+    and a move button naming such a row is ignored."""
+    before = len(messages(live))
+    form = weekly_for_emea(preset="every_n_weeks", interval="²")
+    with sign_in(live, "lead.a@example.com") as client:
+        page = post(client, live, form, "submit")
+        moved = post(client, live, weekly_for_emea(), "up-²")
+    assert page.status_code == 400, page.text[:300]
+    assert error_of(page.text, "interval") == "every N weeks: N must be from 1 to 52"
+    assert moved.status_code < 500
+    assert len(messages(live)) == before

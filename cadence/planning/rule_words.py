@@ -5,6 +5,8 @@ so the words never claim less than the rule does."""
 
 from __future__ import annotations
 
+from cadence.inputs import is_digits
+
 DAY_NAMES = {
     "MO": "Monday",
     "TU": "Tuesday",
@@ -60,7 +62,7 @@ def describe(rule: str) -> str:
         return as_written
     frequency = parts["FREQ"]
     interval = parts.get("INTERVAL", "1")
-    if not interval.isdigit() or int(interval) < 1:
+    if not is_digits(interval) or int(interval) < 1:
         return as_written
     unit = UNITS[frequency]
     every = f"every {unit}" if interval == "1" else f"every {int(interval)} {unit}s"
@@ -75,14 +77,14 @@ def describe(rule: str) -> str:
             words = days if interval == "1" else f"on weekdays, {every}"
         else:
             words = f"weekly on {days}" if interval == "1" else f"{every} on {days}"
-    if "COUNT" in parts and parts["COUNT"].isdigit():
+    if "COUNT" in parts and is_digits(parts["COUNT"]):
         count = int(parts["COUNT"])
         words += ", once" if count == 1 else f", {count} times"
     elif "COUNT" in parts:
         return as_written
     if "UNTIL" in parts:
         until = parts["UNTIL"]
-        if len(until) < 8 or not until[:8].isdigit():
+        if len(until) < 8 or not is_digits(until[:8]):
             return as_written
         words += f", until {until[:4]}-{until[4:6]}-{until[6:8]}"
     return words

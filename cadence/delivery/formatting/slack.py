@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from cadence.delivery.channels.base import Outgoing
+from cadence.inputs import is_digits
 from cadence.messages.markdown import slack_escape, to_mrkdwn_blocks
 from cadence.rendering import render
 
@@ -37,7 +38,7 @@ def action_value(delivery_id: int) -> str:
 def delivery_id_from_value(value: str) -> int:
     """The delivery id in a button's value; `ValueError` if it is not one of ours."""
     prefix, _, number = value.partition(":")
-    if prefix != "delivery" or not number.isdigit():
+    if prefix != "delivery" or not is_digits(number):
         raise ValueError(f"not a Cadence button value: {value!r}")
     return int(number)
 

@@ -19,7 +19,7 @@ from cadence.access import policy
 from cadence.access.users import Viewer
 from cadence.directory.audience import Audience
 from cadence.errors import InputError
-from cadence.inputs import parse_day
+from cadence.inputs import is_digits, parse_day
 from cadence.messages.core import CadenceSpec, CoreMessageSpec, combine_start, spec_problems
 from cadence.store.models import Message
 
@@ -152,7 +152,7 @@ def read_form(data: FormData) -> ComposeForm:
         escalate=one("escalate"),
         preview_person=one("preview_person"),
         preview_wording=max(0, min(shown, len(wordings) - 1)),
-        draft_id=int(draft) if draft.isdigit() and len(draft) < 10 else None,
+        draft_id=int(draft) if is_digits(draft) and len(draft) < 10 else None,
     )
 
 
@@ -162,7 +162,7 @@ def apply_row_action(form: ComposeForm, op: str) -> bool:
     if op == "add":
         return True  # the form always shows one empty box after the last wording
     verb, _, number = op.partition(":")
-    if verb not in ("up", "down", "remove") or not number.isdigit():
+    if verb not in ("up", "down", "remove") or not is_digits(number):
         return False
     at, rows = int(number), form.wordings
     if verb == "remove" and 0 < at < len(rows):
@@ -217,7 +217,7 @@ def _read_rule(form: ComposeForm, rule: str) -> None:
     if parts.get("FREQ") == "WEEKLY" and simple and "INTERVAL" not in parts:
         form.preset = "weekdays" if tuple(days) == WEEKDAYS else "weekly"
         form.days = days
-    elif parts.get("FREQ") == "WEEKLY" and simple and parts["INTERVAL"].isdigit():
+    elif parts.get("FREQ") == "WEEKLY" and simple and is_digits(parts["INTERVAL"]):
         form.preset, form.days, form.interval = "every_n_weeks", days, parts["INTERVAL"]
     elif (
         set(parts) == {"FREQ", "BYDAY"} and parts["FREQ"] == "MONTHLY" and days[0][1:] in DAY_CODES
@@ -248,7 +248,7 @@ def rule_of(form: ComposeForm, problems: Problems) -> str:
     if form.preset == "weekly":
         return "FREQ=WEEKLY;BYDAY=" + ",".join(days or ["MO"])
     interval = form.interval.strip()
-    if not interval.isdigit() or not 1 <= int(interval) <= 52:
+    if not is_digits(interval) or not 1 <= int(interval) <= 52:
         problems.setdefault("interval", []).append("every N weeks: N must be from 1 to 52")
         interval = "2"
     return f"FREQ=WEEKLY;INTERVAL={int(interval)};BYDAY=" + ",".join(days or ["MO"])

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from cadence.access import policy
 from cadence.access.users import Viewer
 from cadence.errors import InputError
-from cadence.inputs import is_id
+from cadence.inputs import is_digits, is_id
 from cadence.launches.cascade import (
     LaunchContext,
     content_problems,
@@ -60,7 +60,7 @@ def can_edit(viewer: Viewer, message: Message) -> bool:
 
 def saved_notice(edited: str) -> str:
     """The launch page's banner after a save; `edited` is the number of corrections."""
-    if not edited.isdigit() or len(edited) > 9:
+    if not is_digits(edited) or len(edited) > 9:
         return ""
     count = int(edited)
     if count == 0:
